@@ -1,0 +1,285 @@
+// Caching allocator: device memory comes from the runtime (foo_rt::malloc, the expensive "driver" call) and is kept
+// in per-device, per-stream free lists when tensors die, so steady-state allocation is a map lookup under a mutex.
+// A block freed after being used on other streams (recordStream) returns to the cache only once events recorded on
+// those streams have completed, as in CUDA's allocator.
+#include "foo/allocator.h"
+
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "foo/stream.h"
+
+namespace torch_foo {
+namespace {
+
+using c10::CachingDeviceAllocator::DeviceStats;
+constexpr size_t kAggregate = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+constexpr size_t kMinBlock = 512;
+constexpr size_t kSmallLimit = 1 << 20;
+constexpr size_t kLargeRounding = 128 << 10;
+
+struct Block {
+  void* ptr = nullptr;
+  size_t size = 0;        // rounded size, what the runtime allocated
+  size_t requested = 0;
+  c10::StreamId stream = 0;
+  std::unordered_set<c10::StreamId> used_on;  // other streams recorded with recordStream
+};
+
+struct PendingFree {
+  Block* block;
+  std::vector<foo_rt::Event> events;
+};
+
+struct DevicePool {
+  std::mutex mutex;
+  std::unordered_map<void*, Block*> live;
+  std::multimap<std::pair<c10::StreamId, size_t>, Block*> cached;
+  std::vector<PendingFree> pending;
+  DeviceStats stats;
+};
+
+std::string formatBytes(size_t bytes) {
+  const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  char text[64];
+  std::snprintf(text, sizeof(text), unit == 0 ? "%.0f %s" : "%.2f %s", value, units[unit]);
+  return text;
+}
+
+class CachingAllocator final : public c10::DeviceAllocator {
+ public:
+  at::DataPtr allocate(size_t nbytes) override { return allocateOn(currentDevice(), nbytes); }
+
+  at::DataPtr allocateOn(c10::DeviceIndex device, size_t nbytes) {
+    const c10::Device where(kFoo, device);
+    if (nbytes == 0) return at::DataPtr(nullptr, nullptr, &deleteBlock, where);
+    DevicePool& pool = poolOf(device);
+    const size_t size = roundedBlockSize(nbytes);
+    const c10::StreamId stream = currentStream(device).id();
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    collectPending(pool);
+    Block* block = takeCached(pool, stream, size);
+    if (block == nullptr) block = mallocBlock(pool, device, size, nbytes);
+    block->requested = nbytes;
+    block->stream = stream;
+    pool.live.emplace(block->ptr, block);
+    auto& stats = pool.stats;
+    stats.allocation[kAggregate].increase(1);
+    stats.active[kAggregate].increase(1);
+    stats.allocated_bytes[kAggregate].increase(block->size);
+    stats.active_bytes[kAggregate].increase(block->size);
+    stats.requested_bytes[kAggregate].increase(nbytes);
+    return at::DataPtr(block->ptr, block->ptr, &deleteBlock, where);
+  }
+
+  at::DeleterFnPtr raw_deleter() const override { return &deleteBlock; }
+
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    FOO_CHECK(foo_rt::memcpy(dest, src, count));
+  }
+
+  bool initialized() override { return true; }
+
+  void emptyCache(c10::MempoolId_t /*mempool_id*/) override {
+    for (c10::DeviceIndex d = 0; d < deviceCount(); ++d) {
+      DevicePool& pool = poolOf(d);
+      std::lock_guard<std::mutex> lock(pool.mutex);
+      releaseCached(pool);
+    }
+  }
+
+  void recordStream(const at::DataPtr& data, c10::Stream stream) override {
+    if (!data.get()) return;
+    TORCH_CHECK(stream.device_type() == kFoo, "recordStream expects a foo stream, got ", stream);
+    const c10::DeviceIndex device = foo_rt::pointerDevice(data.get());
+    TORCH_CHECK(device >= 0, "recordStream: pointer is not foo device memory");
+    TORCH_CHECK(device == stream.device_index(), "recordStream: tensor on foo:", int(device),
+                " recorded on a stream of ", stream.device());
+    DevicePool& pool = poolOf(device);
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    auto it = pool.live.find(data.get());
+    TORCH_CHECK(it != pool.live.end(), "recordStream: pointer was not allocated by the foo allocator");
+    if (stream.id() != it->second->stream) it->second->used_on.insert(stream.id());
+  }
+
+  DeviceStats getDeviceStats(c10::DeviceIndex device) override {
+    DevicePool& pool = poolOf(device);
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    return pool.stats;
+  }
+
+  void resetAccumulatedStats(c10::DeviceIndex device) override {
+    DevicePool& pool = poolOf(device);
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    forEachStat(pool.stats, [](c10::CachingAllocator::Stat& s) { s.reset_accumulated(); });
+    pool.stats.num_alloc_retries = pool.stats.num_ooms = 0;
+    pool.stats.num_device_alloc = pool.stats.num_device_free = 0;
+  }
+
+  void resetPeakStats(c10::DeviceIndex device) override {
+    DevicePool& pool = poolOf(device);
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    forEachStat(pool.stats, [](c10::CachingAllocator::Stat& s) { s.reset_peak(); });
+  }
+
+  std::pair<size_t, size_t> getMemoryInfo(c10::DeviceIndex device) override {
+    checkDeviceIndex(device);
+    size_t free_bytes = 0, total_bytes = 0;
+    FOO_CHECK(foo_rt::memGetInfo(device, &free_bytes, &total_bytes));
+    return {free_bytes, total_bytes};
+  }
+
+  void free(void* ptr) {
+    const int device = foo_rt::pointerDevice(ptr);
+    if (device < 0) return;  // never ours; nothing sane to do in a deleter
+    DevicePool& pool = poolOf(device);
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    auto it = pool.live.find(ptr);
+    if (it == pool.live.end()) return;
+    Block* block = it->second;
+    pool.live.erase(it);
+    auto& stats = pool.stats;
+    stats.allocation[kAggregate].decrease(1);
+    stats.active[kAggregate].decrease(1);
+    stats.allocated_bytes[kAggregate].decrease(block->size);
+    stats.active_bytes[kAggregate].decrease(block->size);
+    stats.requested_bytes[kAggregate].decrease(block->requested);
+    if (block->used_on.empty()) {
+      pool.cached.emplace(std::make_pair(block->stream, block->size), block);
+      return;
+    }
+    PendingFree pending{block, {}};
+    for (c10::StreamId id : block->used_on) {
+      foo_rt::Event event = nullptr;
+      if (foo_rt::eventCreate(&event, foo_rt::kEventDisableTiming) != foo_rt::Status::Success) continue;
+      foo_rt::eventRecord(event, runtimeStream(c10::Stream(c10::Stream::UNSAFE, c10::Device(kFoo, device), id)));
+      pending.events.push_back(event);
+    }
+    block->used_on.clear();
+    pool.pending.push_back(std::move(pending));
+  }
+
+ private:
+  static void deleteBlock(void* ptr);
+
+  DevicePool& poolOf(c10::DeviceIndex device) {
+    checkDeviceIndex(device);
+    std::call_once(pools_created_, [this] { pools_ = std::vector<DevicePool>(deviceCount()); });
+    return pools_[device];
+  }
+
+  template <class F>
+  static void forEachStat(DeviceStats& stats, F f) {
+    for (auto* array : {&stats.allocation, &stats.segment, &stats.active, &stats.inactive_split,
+                        &stats.allocated_bytes, &stats.reserved_bytes, &stats.active_bytes,
+                        &stats.inactive_split_bytes, &stats.requested_bytes}) {
+      for (auto& stat : *array) f(stat);
+    }
+  }
+
+  // Best fit within the stream's pool, accepting at most 1/8 waste so big blocks are not burnt on small requests.
+  static Block* takeCached(DevicePool& pool, c10::StreamId stream, size_t size) {
+    auto it = pool.cached.lower_bound({stream, size});
+    if (it == pool.cached.end() || it->first.first != stream || it->first.second > size + size / 8) return nullptr;
+    Block* block = it->second;
+    pool.cached.erase(it);
+    return block;
+  }
+
+  Block* mallocBlock(DevicePool& pool, c10::DeviceIndex device, size_t size, size_t requested) {
+    void* ptr = nullptr;
+    foo_rt::Status status = foo_rt::malloc(device, &ptr, size);
+    if (status == foo_rt::Status::OutOfMemory) {
+      // Give the cache back to the device and try once more, as CUDA's allocator does.
+      pool.stats.num_alloc_retries += 1;
+      drainPending(pool);
+      releaseCached(pool);
+      status = foo_rt::malloc(device, &ptr, size);
+    }
+    if (status == foo_rt::Status::OutOfMemory) {
+      pool.stats.num_ooms += 1;
+      size_t free_bytes = 0, total_bytes = 0;
+      foo_rt::memGetInfo(device, &free_bytes, &total_bytes);
+      TORCH_CHECK_WITH(OutOfMemoryError, false, "foo out of memory: tried to allocate ", formatBytes(requested),
+                       " on foo:", int(device), ". The device has a cap of ", formatBytes(total_bytes), " of which ",
+                       formatBytes(pool.stats.allocated_bytes[kAggregate].current), " is allocated by tensors, ",
+                       formatBytes(pool.stats.reserved_bytes[kAggregate].current -
+                                   pool.stats.allocated_bytes[kAggregate].current),
+                       " is cached by the allocator and ", formatBytes(free_bytes),
+                       " is free. Set TORCH_FOO_MEMORY_LIMIT to change the cap.");
+    }
+    FOO_CHECK(status);
+    pool.stats.num_device_alloc += 1;
+    pool.stats.segment[kAggregate].increase(1);
+    pool.stats.reserved_bytes[kAggregate].increase(size);
+    Block* block = new Block;
+    block->ptr = ptr;
+    block->size = size;
+    return block;
+  }
+
+  static void collectPending(DevicePool& pool) {
+    if (pool.pending.empty()) return;
+    auto done = [&](PendingFree& p) {
+      for (foo_rt::Event e : p.events) {
+        if (foo_rt::eventQuery(e) == foo_rt::Status::NotReady) return false;
+      }
+      for (foo_rt::Event e : p.events) foo_rt::eventDestroy(e);
+      pool.cached.emplace(std::make_pair(p.block->stream, p.block->size), p.block);
+      return true;
+    };
+    pool.pending.erase(std::remove_if(pool.pending.begin(), pool.pending.end(), done), pool.pending.end());
+  }
+
+  static void drainPending(DevicePool& pool) {
+    for (PendingFree& p : pool.pending) {
+      for (foo_rt::Event e : p.events) foo_rt::eventSynchronize(e);
+    }
+    collectPending(pool);
+  }
+
+  static void releaseCached(DevicePool& pool) {
+    for (auto& [key, block] : pool.cached) {
+      foo_rt::free(block->ptr);
+      pool.stats.num_device_free += 1;
+      pool.stats.segment[kAggregate].decrease(1);
+      pool.stats.reserved_bytes[kAggregate].decrease(block->size);
+      delete block;
+    }
+    pool.cached.clear();
+  }
+
+  std::once_flag pools_created_;
+  std::vector<DevicePool> pools_;
+};
+
+CachingAllocator g_allocator;
+
+void CachingAllocator::deleteBlock(void* ptr) {
+  if (ptr != nullptr) g_allocator.free(ptr);
+}
+
+}  // namespace
+
+size_t roundedBlockSize(size_t nbytes) {
+  if (nbytes <= kMinBlock) return kMinBlock;
+  const size_t unit = nbytes < kSmallLimit ? kMinBlock : kLargeRounding;
+  return (nbytes + unit - 1) / unit * unit;
+}
+
+at::DataPtr allocateDeviceMemory(c10::DeviceIndex device, size_t nbytes) { return g_allocator.allocateOn(device, nbytes); }
+
+c10::DeviceAllocator& deviceAllocator() { return g_allocator; }
+
+REGISTER_ALLOCATOR(kFoo, &g_allocator)
+
+}  // namespace torch_foo

@@ -1,0 +1,20 @@
+// The foo caching device allocator (registered as PyTorch's PrivateUse1 allocator).
+#pragma once
+
+#include <c10/core/CachingDeviceAllocator.h>
+
+#include "foo/common.h"
+
+namespace torch_foo {
+
+// Allocates nbytes of device memory on `device`, reusing cached blocks of the current stream's pool.
+// Raises torch.OutOfMemoryError when the device's cap is exhausted even after releasing the cache.
+at::DataPtr allocateDeviceMemory(c10::DeviceIndex device, size_t nbytes);
+
+// The registered allocator (allocate() uses the thread's current foo device).
+c10::DeviceAllocator& deviceAllocator();
+
+// Block sizes handed out for a request (what allocated_bytes counts).
+size_t roundedBlockSize(size_t nbytes);
+
+}  // namespace torch_foo

@@ -1,0 +1,195 @@
+#include "foo/kernel_scope.h"
+
+#include <c10/core/CPUAllocator.h>
+#include <c10/core/TensorImpl.h>
+
+#include <cstring>
+
+#include "foo/allocator.h"
+#include "foo/stream.h"
+
+namespace torch_foo {
+namespace {
+
+thread_local int t_redirect_device = -1;
+
+void freeDeviceBlockByAlias(void* host_ptr) {
+  if (host_ptr != nullptr) deviceAllocator().raw_deleter()(foo_rt::deviceAddress(host_ptr));
+}
+
+// The process-wide CPU allocator: forwards to PyTorch's own unless the calling thread is inside a KernelScope.
+struct RedirectingCpuAllocator final : public c10::Allocator {
+  c10::Allocator* delegate = nullptr;
+
+  at::DataPtr allocate(size_t nbytes) override {
+    const int device = t_redirect_device;
+    if (device < 0 || nbytes == 0) return delegate->allocate(nbytes);
+    at::DataPtr block = allocateDeviceMemory(static_cast<c10::DeviceIndex>(device), nbytes);
+    void* host = foo_rt::hostView(block.get());
+    block.release_context();  // ownership moves to the alias DataPtr below
+    return at::DataPtr(host, host, &freeDeviceBlockByAlias, c10::Device(c10::kCPU));
+  }
+
+  static void rawDelete(void* ptr);
+
+  at::DeleterFnPtr raw_deleter() const override { return &rawDelete; }
+
+  void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
+};
+
+RedirectingCpuAllocator g_cpu_allocator;
+c10::DeleterFnPtr g_delegate_raw_deleter = nullptr;
+
+void RedirectingCpuAllocator::rawDelete(void* ptr) {
+  if (foo_rt::deviceAddress(ptr) != nullptr) {
+    freeDeviceBlockByAlias(ptr);
+  } else if (g_delegate_raw_deleter != nullptr) {
+    g_delegate_raw_deleter(ptr);
+  }
+}
+
+const bool g_installed = [] {
+  g_cpu_allocator.delegate = c10::GetCPUAllocator();
+  g_delegate_raw_deleter = g_cpu_allocator.delegate->raw_deleter();
+  c10::SetCPUAllocator(&g_cpu_allocator, /*priority=*/100);
+  return true;
+}();
+
+[[noreturn]] void deviceMismatch(const c10::Device& a, const c10::Device& b) {
+  TORCH_CHECK(false, "Expected all tensors to be on the same device, but found at least two devices, ", a, " and ", b,
+              "!");
+}
+
+at::Tensor makeTensor(c10::Storage storage, c10::DispatchKey key, const at::Tensor& like) {
+  auto impl = c10::make_intrusive<c10::TensorImpl>(std::move(storage), c10::DispatchKeySet(key), like.dtype());
+  impl->set_sizes_and_strides(like.sizes(), like.strides(), like.storage_offset());
+  return at::Tensor(std::move(impl));
+}
+
+c10::Storage makeFooStorage(at::DataPtr data, size_t nbytes) {
+  return c10::Storage(c10::Storage::use_byte_size_t(), nbytes, std::move(data), &deviceAllocator(), /*resizable=*/true);
+}
+
+}  // namespace
+
+void DeviceChecker::add(const at::Tensor& t) {
+  if (!t.defined()) return;
+  const c10::Device where = t.device();
+  if (where.type() == kFoo) {
+    if (device_ < 0) device_ = where.index();
+    if (where.index() != device_) deviceMismatch(c10::Device(kFoo, device_), where);
+    if (cpu_seen_) deviceMismatch(where, c10::Device(c10::kCPU));
+  } else if (t.dim() != 0) {
+    cpu_seen_ = true;  // a CPU tensor with a foo tensor is an error; on its own it is the caller's business
+    if (device_ >= 0) deviceMismatch(c10::Device(kFoo, device_), where);
+  }
+}
+
+void DeviceChecker::addAllowingCpu(const at::Tensor& t) {
+  if (t.defined() && t.device().type() == kFoo) add(t);
+}
+
+c10::DeviceIndex commonDevice(std::initializer_list<const at::Tensor*> tensors) {
+  DeviceChecker checker;
+  for (const at::Tensor* t : tensors) checker.add(*t);
+  return checker.device();
+}
+
+int setCpuAllocationRedirect(int device) {
+  const int previous = t_redirect_device;
+  t_redirect_device = device;
+  return previous;
+}
+
+KernelScope::KernelScope(c10::DeviceIndex device) : device_(device), previous_device_(currentDevice()) {
+  if (device_ != previous_device_) setCurrentDevice(device_);
+  foo_rt::Stream stream = currentRuntimeStream(device_);
+  if (!foo_rt::detail::streamIdle(stream)) FOO_CHECK(foo_rt::streamSynchronize(stream));
+  previous_redirect_ = setCpuAllocationRedirect(device_);
+}
+
+KernelScope::~KernelScope() {
+  setCpuAllocationRedirect(previous_redirect_);
+  if (device_ != previous_device_) foo_rt::setDevice(previous_device_);
+}
+
+KernelScope::StoragePair* KernelScope::find(c10::StorageImpl* host) {
+  for (StoragePair& pair : storages_) {
+    if (pair.host == host) return &pair;
+  }
+  return nullptr;
+}
+
+at::Tensor KernelScope::alias(const at::Tensor& t) {
+  if (!t.defined() || t.device().type() != kFoo) return t;
+  c10::StorageImpl* foo_storage = t.storage().unsafeGetStorageImpl();
+  for (StoragePair& pair : storages_) {
+    if (pair.foo.unsafeGetStorageImpl() == foo_storage) {
+      return makeTensor(c10::Storage(c10::intrusive_ptr<c10::StorageImpl>::reclaim_copy(pair.host)),
+                        c10::DispatchKey::CPU, t);
+    }
+  }
+  void* host = foo_storage->data() ? foo_rt::hostView(foo_storage->data()) : nullptr;
+  // Resizable like the device storage, through the CPU allocator: a resize inside the kernel lands in device memory.
+  c10::Storage alias_storage(c10::Storage::use_byte_size_t(), foo_storage->nbytes(),
+                             at::DataPtr(host, c10::Device(c10::kCPU)), &g_cpu_allocator, foo_storage->resizable());
+  storages_.push_back({alias_storage.unsafeGetStorageImpl(), t.storage(), host});
+  return makeTensor(std::move(alias_storage), c10::DispatchKey::CPU, t);
+}
+
+c10::Storage KernelScope::fooStorageFor(c10::StorageImpl* host) {
+  if (StoragePair* pair = find(host)) {
+    if (host->data() != pair->host_data) {
+      // The kernel re-allocated the alias (resize): its new memory is device memory it allocated through us.
+      at::DataPtr& data = host->_mutable_data_ptr_no_checks();
+      void* device_ptr = foo_rt::deviceAddress(data.get());
+      TORCH_INTERNAL_ASSERT(device_ptr != nullptr || host->nbytes() == 0, "resized alias left device memory");
+      data.release_context();
+      c10::StorageImpl* foo = pair->foo.unsafeGetStorageImpl();
+      foo->set_data_ptr_noswap(at::DataPtr(device_ptr, device_ptr, deviceAllocator().raw_deleter(), foo->device()));
+      foo->set_nbytes(host->nbytes());
+      pair->host_data = host->data();
+    }
+    return pair->foo;
+  }
+  at::DataPtr& data = host->_mutable_data_ptr_no_checks();
+  c10::Storage foo;
+  if (data.get() == nullptr) {
+    foo = makeFooStorage(at::DataPtr(nullptr, c10::Device(kFoo, device_)), host->nbytes());
+  } else if (data.get_deleter() == &freeDeviceBlockByAlias) {
+    void* device_ptr = foo_rt::deviceAddress(data.get());
+    const auto device = static_cast<c10::DeviceIndex>(foo_rt::pointerDevice(device_ptr));
+    data.release_context();
+    foo = makeFooStorage(at::DataPtr(device_ptr, device_ptr, deviceAllocator().raw_deleter(), c10::Device(kFoo, device)),
+                         host->nbytes());
+  } else {
+    // Memory the kernel did not get from us (a cached constant, a worker thread's buffer): upload it.
+    foo = makeFooStorage(allocateDeviceMemory(device_, host->nbytes()), host->nbytes());
+    FOO_CHECK(foo_rt::memcpy(foo.mutable_data(), data.get(), host->nbytes()));
+  }
+  storages_.push_back({host, foo, host->data()});
+  return foo;
+}
+
+at::Tensor KernelScope::toDevice(const at::Tensor& result) {
+  if (!result.defined() || result.device().type() == kFoo) return result;
+  return makeTensor(fooStorageFor(result.storage().unsafeGetStorageImpl()), c10::DispatchKey::PrivateUse1, result);
+}
+
+void KernelScope::commit(const at::Tensor& target, const at::Tensor& alias) {
+  if (!target.defined() || target.device().type() != kFoo) return;
+  c10::Storage storage = fooStorageFor(alias.storage().unsafeGetStorageImpl());
+  c10::TensorImpl* impl = target.unsafeGetTensorImpl();
+  if (!impl->storage().is_alias_of(storage)) impl->set_storage_keep_dtype(std::move(storage));
+  if (impl->sizes() != alias.sizes() || impl->strides() != alias.strides() ||
+      impl->storage_offset() != alias.storage_offset()) {
+    impl->set_sizes_and_strides(alias.sizes(), alias.strides(), alias.storage_offset());
+  }
+}
+
+at::Tensor uploadToDevice(const at::Tensor& cpu, c10::DeviceIndex device) {
+  KernelScope scope(device);
+  return scope.toDevice(cpu);
+}
+
+}  // namespace torch_foo

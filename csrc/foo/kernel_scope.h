@@ -1,0 +1,74 @@
+// Running ATen's CPU kernels on foo device memory: the simulated chip's math library.
+//
+// A kernel sees each foo tensor through a CPU "alias" tensor: same sizes, strides and offset, over the runtime's
+// host view of the same device memory (foo_rt::hostView). Inside a KernelScope every CPU allocation made by this
+// thread is served from the device (the CPU allocator is routed to foo memory), so results a CPU kernel allocates
+// already live on the device and become foo tensors without a copy (toDevice). Aliasing is exact: foo tensors that
+// share a storage get aliases that share one alias storage, and an alias resized or re-pointed by an out= kernel is
+// written back to its foo tensor (commit).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/SmallVector.h>
+
+#include <initializer_list>
+
+#include "foo/common.h"
+
+namespace torch_foo {
+
+// The device all foo tensors among `tensors` live on. Raises PyTorch's usual device-mismatch error for tensors on two
+// foo devices, or for a CPU tensor that is not a 0-dim scalar. Undefined tensors are skipped; -1 if no foo tensor.
+class DeviceChecker {
+ public:
+  void add(const at::Tensor& t);
+  // CPU tensors of any shape are accepted (ops such as index take CPU indices on accelerators too).
+  void addAllowingCpu(const at::Tensor& t);
+  c10::DeviceIndex device() const { return device_; }
+
+ private:
+  c10::DeviceIndex device_ = -1;
+  bool cpu_seen_ = false;
+};
+c10::DeviceIndex commonDevice(std::initializer_list<const at::Tensor*> tensors);
+
+class KernelScope {
+ public:
+  // Makes `device` current, waits for the current stream's queued work (kernels run in stream order) and routes this
+  // thread's CPU allocations to the device until destruction.
+  explicit KernelScope(c10::DeviceIndex device);
+  ~KernelScope();
+  KernelScope(const KernelScope&) = delete;
+  KernelScope& operator=(const KernelScope&) = delete;
+
+  c10::DeviceIndex device() const { return device_; }
+  // CPU alias of a foo tensor; other tensors are returned as they are.
+  at::Tensor alias(const at::Tensor& t);
+  // A foo tensor for a CPU kernel's result: the input it aliases, a view of an input's storage, or a new foo tensor
+  // over the device memory the kernel allocated (host memory results are copied to the device).
+  at::Tensor toDevice(const at::Tensor& result);
+  // Writes back what an out=/in-place kernel did to the alias of `target` (resize, new storage, restride).
+  void commit(const at::Tensor& target, const at::Tensor& alias);
+
+ private:
+  struct StoragePair {
+    c10::StorageImpl* host;  // alias storage (or CPU storage a result was allocated in)
+    c10::Storage foo;        // the device storage behind it
+    const void* host_data;   // alias data pointer at creation, to detect re-allocation by resize
+  };
+  c10::Storage fooStorageFor(c10::StorageImpl* host);
+  StoragePair* find(c10::StorageImpl* host);
+
+  c10::DeviceIndex device_;
+  c10::DeviceIndex previous_device_;
+  int previous_redirect_;
+  c10::SmallVector<StoragePair, 4> storages_;
+};
+
+// Routes the current thread's CPU allocations to device memory of `device` (-1: off); returns the previous setting.
+int setCpuAllocationRedirect(int device);
+
+// Copies a CPU tensor's data into device memory of `device` (a new foo tensor of the same sizes and strides).
+at::Tensor uploadToDevice(const at::Tensor& cpu, c10::DeviceIndex device);
+
+}  // namespace torch_foo

@@ -1,0 +1,49 @@
+// torch.ops.foo: the backend's own operators, used by the Python package (no pybind11 needed).
+#include <torch/library.h>
+
+#include "kernels/fallback.h"
+#include "foo/common.h"
+#include "foo/generator.h"
+#include "foo/registration.h"
+
+namespace torch_foo {
+namespace {
+
+std::tuple<std::vector<std::string>, std::vector<int64_t>> fallbackStats() {
+  std::vector<std::string> names;
+  std::vector<int64_t> counts;
+  for (auto& [name, count] : fallbackCounts()) {
+    names.push_back(name);
+    counts.push_back(count);
+  }
+  return {names, counts};
+}
+
+std::string policyName() {
+  switch (fallbackPolicy()) {
+    case FallbackPolicy::Allow: return "allow";
+    case FallbackPolicy::Warn: return "warn";
+    case FallbackPolicy::Error: return "error";
+  }
+  return "allow";
+}
+
+}  // namespace
+
+TORCH_LIBRARY(foo, m) {
+  m.def("fallback_stats() -> (str[], int[])", &fallbackStats);
+  m.def("reset_fallback_stats() -> ()", &resetFallbackCounts);
+  m.def("fallback_policy() -> str", &policyName);
+  m.def("set_fallback_policy(str policy) -> ()", [](const std::string& policy) {
+    setFallbackPolicy(parseFallbackPolicy(policy));
+  });
+  m.def("default_generator(int device) -> Generator", [](int64_t device) {
+    checkDeviceIndex(device);
+    return defaultGenerator(static_cast<c10::DeviceIndex>(device));
+  });
+  m.def("kernel_families() -> str[]", &kernelFamilies);
+  m.def("drop_kernels(str family) -> bool", [](const std::string& family) { return dropKernelFamily(family); });
+  m.def("restore_kernels(str family) -> bool", [](const std::string& family) { return restoreKernelFamily(family); });
+}
+
+}  // namespace torch_foo

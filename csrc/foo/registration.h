@@ -1,0 +1,31 @@
+// Kernel registration through torch::Library objects this extension owns.
+//
+// Each kernel family registers its aten kernels for PrivateUse1 with FOO_KERNELS(family, m) { m.impl(...); }.
+// The Library objects live in one registry (not in static TORCH_LIBRARY_IMPL blocks), so a family's kernels can be
+// dropped (the Library destroyed, which deregisters them) and registered again in a running process.
+#pragma once
+
+#include <torch/library.h>
+
+#include <string>
+#include <vector>
+
+namespace torch_foo {
+
+using KernelRegistrar = void (*)(torch::Library&);
+
+// Registers a family now and remembers how to register it again.
+bool addKernelFamily(const char* family, KernelRegistrar registrar, const char* file, uint32_t line);
+// Deregisters a family's kernels (their ops then go to the fallback); false if unknown or not registered.
+bool dropKernelFamily(const std::string& family);
+// Registers a dropped family again; false if unknown or already registered.
+bool restoreKernelFamily(const std::string& family);
+std::vector<std::string> kernelFamilies();
+
+}  // namespace torch_foo
+
+#define FOO_KERNELS(family, m)                                                                          \
+  static void foo_register_##family(torch::Library& m);                                                 \
+  static const bool foo_registered_##family =                                                           \
+      ::torch_foo::addKernelFamily(#family, &foo_register_##family, __FILE__, __LINE__);                \
+  static void foo_register_##family(torch::Library& m)

@@ -1,0 +1,120 @@
+// Copies between host and devices and between devices (copy_, .to(), .cpu(), .item()).
+//
+// Dense same-dtype copies are runtime memcpys on the current stream of the foo device involved (asynchronous with
+// non_blocking and pinned host memory). Anything else (dtype conversion, broadcasting, strides) is converted by a
+// kernel on whichever side can do it, then moved by a dense memcpy.
+#include <ATen/ops/_copy_from_and_resize_native.h>
+#include <ATen/ops/_local_scalar_dense_native.h>
+#include <ATen/ops/empty.h>
+
+#include "foo/kernel_scope.h"
+#include "foo/registration.h"
+#include "foo/stream.h"
+
+namespace torch_foo {
+namespace {
+
+bool isFoo(const at::Tensor& t) { return t.device().type() == kFoo; }
+
+// True when src and dst can be moved as one block of bytes.
+bool isDenseMatch(const at::Tensor& src, const at::Tensor& dst) {
+  return src.dtype() == dst.dtype() && src.sizes().equals(dst.sizes()) && src.is_contiguous() && dst.is_contiguous();
+}
+
+// Moves the bytes of a dense match on the stream of `device`; waits unless non_blocking was asked and possible.
+void denseCopy(const at::Tensor& src, const at::Tensor& dst, c10::DeviceIndex device, bool non_blocking) {
+  const size_t nbytes = src.nbytes();
+  if (nbytes == 0) return;
+  foo_rt::Stream stream = currentRuntimeStream(device);
+  FOO_CHECK(foo_rt::memcpyAsync(dst.data_ptr(), src.const_data_ptr(), nbytes, stream));
+  if (non_blocking) {
+    // Keep both storages alive until the stream has done the copy (runs at once if the copy already completed).
+    FOO_CHECK(foo_rt::launch(stream, [keep_src = src.storage(), keep_dst = dst.storage()] {}));
+  } else {
+    FOO_CHECK(foo_rt::streamSynchronize(stream));
+  }
+}
+
+// A kernel on the foo device of `like`: src converted to dst's dtype and shape, contiguous.
+at::Tensor contiguousOnDevice(const at::Tensor& src, const at::Tensor& dst, c10::DeviceIndex device) {
+  KernelScope scope(device);
+  at::Tensor converted = scope.alias(src).to(dst.scalar_type()).expand(dst.sizes()).contiguous();
+  return scope.toDevice(converted);
+}
+
+void copyWithinDevice(const at::Tensor& src, const at::Tensor& dst) {
+  KernelScope scope(dst.device().index());
+  scope.alias(dst).copy_(scope.alias(src));
+}
+
+void copyHostToDevice(const at::Tensor& src, const at::Tensor& dst, bool non_blocking) {
+  const c10::DeviceIndex device = dst.device().index();
+  if (isDenseMatch(src, dst)) return denseCopy(src, dst, device, non_blocking);
+  at::Tensor staged = src.to(dst.scalar_type()).expand(dst.sizes()).contiguous();
+  if (dst.is_contiguous()) return denseCopy(staged, dst, device, false);
+  at::Tensor on_device = at::empty(dst.sizes(), dst.options());
+  denseCopy(staged, on_device, device, false);
+  copyWithinDevice(on_device, dst);
+}
+
+void copyDeviceToHost(const at::Tensor& src, const at::Tensor& dst, bool non_blocking) {
+  const c10::DeviceIndex device = src.device().index();
+  if (isDenseMatch(src, dst)) return denseCopy(src, dst, device, non_blocking);
+  at::Tensor dense = contiguousOnDevice(src, dst, device);
+  at::Tensor staged = at::empty(dst.sizes(), dst.options());
+  denseCopy(dense, staged, device, false);
+  dst.copy_(staged);
+}
+
+void copyAcrossDevices(const at::Tensor& src, const at::Tensor& dst, bool non_blocking) {
+  // The destination's stream does the transfer after the source device's pending work.
+  FOO_CHECK(foo_rt::streamSynchronize(currentRuntimeStream(src.device().index())));
+  const c10::DeviceIndex device = dst.device().index();
+  if (isDenseMatch(src, dst)) return denseCopy(src, dst, device, non_blocking);
+  at::Tensor dense = contiguousOnDevice(src, dst, src.device().index());
+  if (dst.is_contiguous()) return denseCopy(dense, dst, device, false);
+  at::Tensor landed = at::empty(dst.sizes(), dst.options());
+  denseCopy(dense, landed, device, false);
+  copyWithinDevice(landed, dst);
+}
+
+at::Tensor copyFrom(const at::Tensor& self, const at::Tensor& dst, bool non_blocking) {
+  TORCH_CHECK(self.defined() && dst.defined(), "copy_: undefined tensor");
+  if (dst.numel() == 0) return dst;
+  if (isFoo(self) && isFoo(dst)) {
+    if (self.device() == dst.device()) {
+      copyWithinDevice(self, dst);
+    } else {
+      copyAcrossDevices(self, dst, non_blocking);
+    }
+  } else if (isFoo(dst)) {
+    TORCH_CHECK(self.device().is_cpu(), "copy_ from ", self.device(), " to ", dst.device(), " is not supported");
+    copyHostToDevice(self, dst, non_blocking);
+  } else {
+    TORCH_CHECK(dst.device().is_cpu(), "copy_ from ", self.device(), " to ", dst.device(), " is not supported");
+    copyDeviceToHost(self, dst, non_blocking);
+  }
+  return dst;
+}
+
+at::Tensor copyFromAndResize(const at::Tensor& self, const at::Tensor& dst) {
+  dst.resize_(self.sizes());
+  return copyFrom(self, dst, false);
+}
+
+at::Scalar localScalarDense(const at::Tensor& self) {
+  TORCH_CHECK(self.numel() == 1, "a Tensor with ", self.numel(), " elements cannot be converted to Scalar");
+  at::Tensor host = at::empty({}, self.options().device(c10::kCPU));
+  denseCopy(self.reshape({}), host, self.device().index(), false);
+  return at::native::_local_scalar_dense_cpu(host);
+}
+
+}  // namespace
+
+FOO_KERNELS(copy, m) {
+  m.impl("_copy_from", TORCH_FN(copyFrom));
+  m.impl("_copy_from_and_resize", TORCH_FN(copyFromAndResize));
+  m.impl("_local_scalar_dense", TORCH_FN(localScalarDense));
+}
+
+}  // namespace torch_foo

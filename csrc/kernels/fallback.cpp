@@ -1,0 +1,212 @@
+// Boxed fallback: runs an op's CPU kernel on the foo tensors' device memory, in place.
+//
+// Unlike at::native::cpu_fallback, nothing is copied: arguments become CPU aliases of device memory (KernelScope),
+// results the CPU kernel allocates are already device memory, and in-place/out= effects land in device memory
+// directly. What a real device would guarantee still holds: all foo tensors on one device, results on that device,
+// the op's RNG drawn from the foo generator, aliasing and out= resizing preserved.
+#include "kernels/fallback.h"
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/stack.h>
+#include <torch/library.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "foo/generator.h"
+#include "foo/kernel_scope.h"
+
+namespace torch_foo {
+namespace {
+
+struct FallbackState {
+  std::mutex mutex;
+  std::unordered_map<std::string, int64_t> counts;
+  std::unordered_set<std::string> warned;
+  FallbackPolicy policy = FallbackPolicy::Allow;
+};
+
+FallbackState& state() {
+  static FallbackState* instance = [] {
+    auto* s = new FallbackState;
+    if (const char* env = std::getenv("TORCH_FOO_FALLBACK")) {
+      try {
+        s->policy = parseFallbackPolicy(env);
+      } catch (const c10::Error&) {
+        TORCH_WARN("ignoring TORCH_FOO_FALLBACK=", env, ": expected allow, warn or error");
+      }
+    }
+    return s;
+  }();
+  return *instance;
+}
+
+std::string qualifiedName(const c10::OperatorName& name) {
+  return name.overload_name.empty() ? name.name : name.name + "." + name.overload_name;
+}
+
+// Counts the op and applies the policy (raises under "error").
+void noteFallback(const c10::OperatorHandle& op) {
+  const std::string name = qualifiedName(op.operator_name());
+  FallbackState& s = state();
+  bool warn = false;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    TORCH_CHECK_NOT_IMPLEMENTED(s.policy != FallbackPolicy::Error, "The operator '", name,
+                                "' has no native foo kernel and TORCH_FOO_FALLBACK=error forbids running it "
+                                "through the CPU fallback.");
+    s.counts[name] += 1;
+    warn = s.policy == FallbackPolicy::Warn && s.warned.insert(name).second;
+  }
+  if (warn) TORCH_WARN("The operator '", name, "' has no native foo kernel: it runs through the CPU fallback.");
+}
+
+bool isTensorOptionalList(const c10::TypePtr& type) {
+  auto list = type->cast<c10::ListType>();
+  return list && list->getElementType()->kind() == c10::TypeKind::OptionalType;
+}
+
+// The device the op runs on: that of its foo tensors, else the foo device named by a Device argument (factories).
+c10::DeviceIndex findDevice(const c10::FunctionSchema& schema, c10::ArrayRef<c10::IValue> args) {
+  DeviceChecker checker;
+  c10::DeviceIndex named = -1;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const c10::IValue& v = args[i];
+    if (v.isTensor()) {
+      checker.add(v.toTensor());
+    } else if (v.isTensorList()) {
+      for (const at::Tensor& t : v.toTensorVector()) checker.add(t);
+    } else if (v.isList() && isTensorOptionalList(schema.arguments()[i].type())) {
+      // Index lists: accelerators accept CPU indices.
+      for (const c10::IValue& e : v.toListRef()) {
+        if (e.isTensor()) checker.addAllowingCpu(e.toTensor());
+      }
+    } else if (v.isDevice() && v.toDevice().type() == c10::DeviceType::PrivateUse1) {
+      named = resolveIndex(v.toDevice());
+    }
+  }
+  if (checker.device() >= 0) return checker.device();
+  return named >= 0 ? named : currentDevice();
+}
+
+c10::IValue aliasList(KernelScope& scope, const c10::IValue& v) {
+  if (v.isTensorList()) {
+    c10::List<at::Tensor> aliases;
+    for (const at::Tensor& t : v.toTensorVector()) aliases.push_back(scope.alias(t));
+    return aliases;
+  }
+  c10::List<std::optional<at::Tensor>> aliases;
+  for (const c10::IValue& e : v.toListRef()) {
+    aliases.push_back(e.isTensor() ? std::optional<at::Tensor>(scope.alias(e.toTensor())) : std::nullopt);
+  }
+  return aliases;
+}
+
+}  // namespace
+
+void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  const c10::FunctionSchema& schema = op.schema();
+  const size_t num_args = schema.arguments().size();
+  const size_t first = stack->size() - num_args;
+  const c10::DeviceIndex device = findDevice(schema, torch::jit::last(*stack, num_args));
+
+  KernelScope scope(device);
+  // (original foo tensor, its alias) for arguments the op writes to.
+  c10::SmallVector<std::pair<at::Tensor, at::Tensor>, 2> written;
+  for (size_t i = 0; i < num_args; ++i) {
+    c10::IValue& v = (*stack)[first + i];
+    const c10::Argument& arg = schema.arguments()[i];
+    if (v.isTensor()) {
+      at::Tensor original = v.toTensor();
+      v = scope.alias(original);
+      if (arg.alias_info() && arg.alias_info()->isWrite()) written.emplace_back(original, v.toTensor());
+    } else if (v.isTensorList() || (v.isList() && isTensorOptionalList(arg.type()))) {
+      const bool writes = arg.alias_info() && arg.alias_info()->isWrite();
+      if (writes && v.isTensorList()) {
+        auto originals = v.toTensorVector();
+        v = aliasList(scope, v);
+        auto aliases = v.toTensorVector();
+        for (size_t k = 0; k < originals.size(); ++k) written.emplace_back(originals[k], aliases[k]);
+      } else {
+        v = aliasList(scope, v);
+      }
+    } else if (v.isDevice() && v.toDevice().type() == c10::DeviceType::PrivateUse1) {
+      v = c10::Device(c10::kCPU);
+    } else if (arg.type()->kind() == c10::TypeKind::OptionalType &&
+               arg.type()->castRaw<c10::OptionalType>()->getElementType()->kind() == c10::TypeKind::GeneratorType) {
+      // Draw from the foo generator (the op's or the device default), whose engine is a CPU generator.
+      const at::Generator& gen = v.isNone() ? defaultGenerator(device) : v.toGenerator();
+      TORCH_CHECK(gen.device().type() == c10::DeviceType::PrivateUse1, "expected a foo generator, got one for ",
+                  gen.device());
+      v = static_cast<FooGeneratorImpl*>(gen.unsafeGetGeneratorImpl())->engine();
+    }
+  }
+
+  op.redispatchBoxed(c10::DispatchKeySet(c10::DispatchKey::CPU), stack);
+
+  for (auto& [original, alias] : written) scope.commit(original, alias);
+  const size_t num_returns = schema.returns().size();
+  for (size_t i = stack->size() - num_returns; i < stack->size(); ++i) {
+    c10::IValue& v = (*stack)[i];
+    auto convert = [&](const at::Tensor& t) -> at::Tensor {
+      for (auto& [original, alias] : written) {
+        if (t.unsafeGetTensorImpl() == alias.unsafeGetTensorImpl()) return original;
+      }
+      return scope.toDevice(t);
+    };
+    if (v.isTensor()) {
+      v = convert(v.toTensor());
+    } else if (v.isTensorList()) {
+      c10::List<at::Tensor> converted;
+      for (const at::Tensor& t : v.toTensorVector()) converted.push_back(convert(t));
+      v = converted;
+    }
+  }
+}
+
+namespace {
+
+void fooFallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  noteFallback(op);
+  runOnDevice(op, stack);
+}
+
+}  // namespace
+
+FallbackPolicy parseFallbackPolicy(const std::string& text) {
+  if (text == "allow") return FallbackPolicy::Allow;
+  if (text == "warn") return FallbackPolicy::Warn;
+  if (text == "error") return FallbackPolicy::Error;
+  TORCH_CHECK_VALUE(false, "unknown foo fallback policy '", text, "': expected allow, warn or error");
+}
+
+FallbackPolicy fallbackPolicy() {
+  FallbackState& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  return s.policy;
+}
+
+void setFallbackPolicy(FallbackPolicy policy) {
+  FallbackState& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.policy = policy;
+  s.warned.clear();
+}
+
+std::vector<std::pair<std::string, int64_t>> fallbackCounts() {
+  FallbackState& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  return {s.counts.begin(), s.counts.end()};
+}
+
+void resetFallbackCounts() {
+  FallbackState& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.counts.clear();
+}
+
+TORCH_LIBRARY_IMPL(_, PrivateUse1, m) { m.fallback(torch::CppFunction::makeFromBoxedFunction<&fooFallback>()); }
+
+}  // namespace torch_foo

@@ -1,0 +1,37 @@
+// Matrix products: mm, addmm, bmm, dot (matmul, linear and mv paths decompose into these).
+#include "kernels/kernel_helpers.h"
+
+#include <ATen/ops/addmm_cpu_dispatch.h>
+#include <ATen/ops/bmm_cpu_dispatch.h>
+#include <ATen/ops/dot_cpu_dispatch.h>
+#include <ATen/ops/mm_cpu_dispatch.h>
+
+#include "foo/registration.h"
+
+namespace torch_foo {
+
+using at::Scalar;
+using at::Tensor;
+
+FOO_KERNELS(linalg, m) {
+  m.impl("mm", +[](const Tensor& a, const Tensor& b) { return functional(FOO_CPU(mm), a, b); });
+  m.impl("mm.out", +[](const Tensor& a, const Tensor& b, Tensor& out) -> Tensor& {
+    return outVariant(FOO_CPU(mm_out), out, a, b);
+  });
+  m.impl("addmm", +[](const Tensor& self, const Tensor& a, const Tensor& b, const Scalar& beta, const Scalar& alpha) {
+    return functional(FOO_CPU(addmm), self, a, b, beta, alpha);
+  });
+  m.impl("addmm_", +[](Tensor& self, const Tensor& a, const Tensor& b, const Scalar& beta, const Scalar& alpha)
+                       -> Tensor& { return inplace(FOO_CPU(addmm_), self, a, b, beta, alpha); });
+  m.impl("addmm.out", +[](const Tensor& self, const Tensor& a, const Tensor& b, const Scalar& beta,
+                          const Scalar& alpha, Tensor& out) -> Tensor& {
+    return outVariant(FOO_CPU(addmm_out), out, self, a, b, beta, alpha);
+  });
+  m.impl("bmm", +[](const Tensor& a, const Tensor& b) { return functional(FOO_CPU(bmm), a, b); });
+  m.impl("bmm.out", +[](const Tensor& a, const Tensor& b, Tensor& out) -> Tensor& {
+    return outVariant(FOO_CPU(bmm_out), out, a, b);
+  });
+  m.impl("dot", +[](const Tensor& a, const Tensor& b) { return functional(FOO_CPU(dot), a, b); });
+}
+
+}  // namespace torch_foo

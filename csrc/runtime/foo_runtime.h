@@ -1,0 +1,119 @@
+// foo runtime: the simulated accelerator's driver library.
+//
+// Torch-free on purpose: this is what a hardware vendor ships, and the PyTorch integration in csrc/ is built on top
+// of it. The API follows the shape of GPU runtimes (device selection per thread, device memory, memcpy, streams,
+// events). Every call returns a Status; none throws.
+//
+// Device memory is not host-accessible. Each device owns one memfd-backed arena mapped twice: a PROT_NONE view whose
+// addresses are the device pointers handed out by malloc (any host dereference faults, as on a real chip), and a
+// read-write alias that only the runtime and kernels use, reached with hostView(). No protection changes happen at
+// run time, so a kernel launch costs no syscall.
+//
+// Execution model: work submitted to a stream runs in submission order. When a stream has nothing pending, a kernel
+// launched on it runs at once on the calling thread (the fast path: no queue, no thread switch). Asynchronous copies
+// (from pinned host memory) and cross-stream waits are queued on the stream's worker thread; later work on that stream
+// queues behind them, so order is always preserved.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+namespace foo_rt {
+
+enum class Status : int {
+  Success = 0,
+  InvalidDevice,     // device index out of range
+  OutOfMemory,       // the device's memory cap is exhausted
+  InvalidValue,      // bad argument (null pointer, unknown pointer, size overflow, ...)
+  InvalidHandle,     // stream or event that does not exist / was destroyed
+  NotReady,          // query: work still pending
+  DeviceMismatch,    // stream/event of one device used with another
+  SystemError,       // mmap/memfd failure
+};
+
+const char* statusString(Status s);
+
+// ---- devices ------------------------------------------------------------------------------------------------------
+// Number of devices: TORCH_FOO_DEVICE_COUNT (default 2), read once.
+int deviceCount();
+// The calling thread's current device (initially 0).
+Status getDevice(int* device);
+Status setDevice(int device);
+// Waits for all work on all streams of the device.
+Status deviceSynchronize(int device);
+
+// ---- device memory ------------------------------------------------------------------------------------------------
+// Per-device cap: TORCH_FOO_MEMORY_LIMIT (bytes, or with suffix KB/MB/GB/KiB/MiB/GiB), default 8 GiB.
+// Allocation granularity is 4 KiB; returned pointers are 4 KiB aligned. malloc(0) returns nullptr and Success.
+Status malloc(int device, void** dev_ptr, std::size_t bytes);
+Status free(void* dev_ptr);
+// free and total bytes of the device (total == cap).
+Status memGetInfo(int device, std::size_t* free_bytes, std::size_t* total_bytes);
+// Host-accessible alias of a device address (any address inside an allocation), or nullptr if ptr is not device
+// memory. For kernels and the runtime itself; user code never sees these addresses.
+void* hostView(const void* dev_ptr);
+// Inverse of hostView: the device address behind a host alias address, or nullptr if host_ptr is not inside any
+// device's alias view. Lets memory handed to host code as an alias be returned to its device allocation.
+void* deviceAddress(const void* host_ptr);
+// Device owning ptr, or -1 if ptr is not device memory.
+int pointerDevice(const void* ptr);
+
+// ---- pinned host memory -------------------------------------------------------------------------------------------
+Status mallocHost(void** ptr, std::size_t bytes);
+Status freeHost(void* ptr);
+// True if ptr lies inside a live pinned allocation.
+bool isPinned(const void* ptr);
+
+// ---- streams ------------------------------------------------------------------------------------------------------
+struct StreamImpl;
+using Stream = StreamImpl*;
+// Each device has a default stream (never destroyed).
+Stream defaultStream(int device);
+// priority: lower number = higher priority, range [-1, 0]; stored and reported, not scheduled differently.
+Status streamCreate(int device, Stream* stream, int priority = 0);
+Status streamDestroy(Stream stream);  // waits for pending work first
+int streamDevice(Stream stream);
+int streamPriority(Stream stream);
+// Process-unique id of the stream (default streams have id 0 on every device).
+std::int64_t streamId(Stream stream);
+Status streamQuery(Stream stream);  // Success if idle, NotReady if work pending
+Status streamSynchronize(Stream stream);
+// Runs work in stream order: inline on the caller when the stream is idle, else queued behind pending work (work must
+// then own everything it touches). Returns after running inline, or after queueing.
+Status launch(Stream stream, std::function<void()> work);
+// Runs work on the caller after everything pending on the stream (waits for the stream if it is busy). The fast path
+// for synchronous kernels: no std::function allocation when idle.
+template <class F>
+Status runInOrder(Stream stream, F&& work);
+
+// ---- copies -------------------------------------------------------------------------------------------------------
+// Direction is inferred from the pointers (device pointers vs host pointers). Synchronous copies wait for the stream's
+// pending work (default stream of the device involved if stream is nullptr).
+Status memcpy(void* dst, const void* src, std::size_t bytes);
+// Asynchronous when the host side is pinned (or device to device); a pageable host buffer makes it synchronous, as
+// on CUDA.
+Status memcpyAsync(void* dst, const void* src, std::size_t bytes, Stream stream);
+// Strided copies are done by kernels through hostView().
+
+// ---- events -------------------------------------------------------------------------------------------------------
+struct EventImpl;
+using Event = EventImpl*;
+enum EventFlags : unsigned { kEventDefault = 0, kEventDisableTiming = 1 };
+Status eventCreate(Event* event, unsigned flags = kEventDefault);
+Status eventDestroy(Event event);
+// Captures the stream's work submitted so far; completes when that work has run. Re-recording replaces the capture.
+Status eventRecord(Event event, Stream stream);
+Status eventQuery(Event event);  // Success if complete (or never recorded), NotReady otherwise
+Status eventSynchronize(Event event);
+// Later work on stream waits until event completes (no host blocking).
+Status streamWaitEvent(Stream stream, Event event);
+// Milliseconds between two completed events that were created with timing; InvalidValue if timing disabled or an
+// event was never recorded, NotReady if one has not completed.
+Status eventElapsedTime(float* ms, Event start, Event end);
+// Device the event was last recorded on, or -1.
+int eventDevice(Event event);
+
+}  // namespace foo_rt
+
+#include "foo_runtime_inl.h"

@@ -1,0 +1,21 @@
+// Inline part of the runtime API: the per-kernel fast path must not cost a call into the library's queue logic.
+#pragma once
+
+namespace foo_rt {
+namespace detail {
+// True when nothing is queued or running on the stream's worker.
+bool streamIdle(Stream stream) noexcept;
+}  // namespace detail
+
+template <class F>
+Status runInOrder(Stream stream, F&& work) {
+  if (stream == nullptr) return Status::InvalidHandle;
+  if (!detail::streamIdle(stream)) {
+    Status s = streamSynchronize(stream);
+    if (s != Status::Success) return s;
+  }
+  work();
+  return Status::Success;
+}
+
+}  // namespace foo_rt
