@@ -3,9 +3,25 @@
 Importing compiles the C++ backend on first use (cached afterwards), loads it, renames PrivateUse1 to ``foo``,
 registers ``torch.foo`` and generates ``Tensor.foo()``, ``Tensor.is_foo`` and friends.
 """
-import torch
+import sys
+import warnings
 
-from . import _build
+
+def _autoload() -> None:
+    """Entry point of group torch.backends, called by `import torch`.
+
+    Importing this package did the work. If the backend was not built yet it is left unloaded (no compilation inside
+    `import torch`) and forgotten, so a later `import torch_foo` builds it. Defined before `import torch` because
+    importing this package first imports torch, which calls back here while the package is still initialising.
+    """
+    if "library_path" in globals() and library_path is None:
+        for name in [n for n in sys.modules if n == __name__ or n.startswith(__name__ + ".")]:
+            del sys.modules[name]
+
+
+import torch  # noqa: E402
+
+from . import _build  # noqa: E402
 
 __all__ = [
     "fallback_stats",
@@ -13,14 +29,31 @@ __all__ = [
     "fallback_policy",
     "set_fallback_policy",
     "library_path",
+    "ops",
 ]
 
-library_path = _build.ensure_built(_build.backend_spec())
-torch.ops.load_library(str(library_path))
 
-from ._registration import register_backend  # noqa: E402
+def _torch_is_importing() -> bool:
+    """True while `import torch` runs its torch.backends entry points (this package's autoload)."""
+    spec = getattr(sys.modules.get("torch"), "__spec__", None)
+    return bool(getattr(spec, "_initializing", False))
 
-register_backend()
 
-from ._fallback import fallback_policy, fallback_stats, reset_fallback_stats, set_fallback_policy  # noqa: E402
-from . import ops  # noqa: E402,F401  (fake kernels and autograd of the custom ops)
+_spec = _build.backend_spec()
+library_path = _build.find_built(_spec) if _torch_is_importing() else _build.ensure_built(_spec)
+
+if library_path is None:
+    warnings.warn(
+        "torch_foo: no build of the foo backend matches the current sources, so `import torch` left foo disabled "
+        "rather than compile inside it; `import torch_foo` compiles it (once) and enables foo.",
+        stacklevel=2,
+    )
+else:
+    torch.ops.load_library(str(library_path))
+
+    from ._registration import register_backend
+
+    register_backend()
+
+    from . import ops  # noqa: F401  (fake kernels and autograd of the custom operators)
+    from ._fallback import fallback_policy, fallback_stats, reset_fallback_stats, set_fallback_policy  # noqa: F401

@@ -15,6 +15,11 @@ Cache layout under the build root ($TORCH_FOO_BUILD_DIR, else $TORCH_EXTENSIONS_
 
 The toolchain key hashes the flags, torch's version and git revision, the Python ABI and the compiler's identity; the
 source hash covers every source and header under the source directory.
+
+Environment: TORCH_FOO_BUILD_DIR / TORCH_EXTENSIONS_DIR (build root, above); TORCH_FOO_SOURCE_DIR (the backend's C++
+sources instead of the package's or the repository's csrc/); TORCH_FOO_SANITIZE=address,undefined (any of address,
+undefined, thread: a separate, instrumented build); CXX (compiler, default c++); MAX_JOBS (ninja -j);
+TORCH_FOO_QUIET=1 (no progress output); TORCH_FOO_VERBOSE=1 (ninja -v: full command lines).
 """
 
 from __future__ import annotations

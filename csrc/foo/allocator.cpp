@@ -159,9 +159,11 @@ class CachingAllocator final : public c10::DeviceAllocator {
     }
     PendingFree pending{block, {}};
     for (c10::StreamId id : block->used_on) {
+      // Stream ids were validated by recordStream, so looking the stream up again cannot fail.
+      foo_rt::Stream stream = runtimeStream(c10::Stream(c10::Stream::UNSAFE, c10::Device(kFoo, device), id));
       foo_rt::Event event = nullptr;
       if (foo_rt::eventCreate(&event, foo_rt::kEventDisableTiming) != foo_rt::Status::Success) continue;
-      foo_rt::eventRecord(event, runtimeStream(c10::Stream(c10::Stream::UNSAFE, c10::Device(kFoo, device), id)));
+      foo_rt::eventRecord(event, stream);
       pending.events.push_back(event);
     }
     block->used_on.clear();

@@ -2,7 +2,8 @@
 //
 // Torch-free on purpose: this is what a hardware vendor ships, and the PyTorch integration in csrc/ is built on top
 // of it. The API follows the shape of GPU runtimes (device selection per thread, device memory, memcpy, streams,
-// events). Every call returns a Status; none throws.
+// events). Every call returns a Status; none throws, except that launch/runInOrder let through an exception thrown by
+// the work itself when it runs inline on the caller.
 //
 // Device memory is not host-accessible. Each device owns one memfd-backed arena mapped twice: a PROT_NONE view whose
 // addresses are the device pointers handed out by malloc (any host dereference faults, as on a real chip), and a
@@ -13,6 +14,9 @@
 // launched on it runs at once on the calling thread (the fast path: no queue, no thread switch). Asynchronous copies
 // (from pinned host memory) and cross-stream waits are queued on the stream's worker thread; later work on that stream
 // queues behind them, so order is always preserved.
+//
+// Global state (arenas, stream and event registries, worker threads) lives until the process exits and is never torn
+// down, so exiting with work still queued neither hangs nor crashes (the queued work simply never runs).
 #pragma once
 
 #include <cstddef>
@@ -37,7 +41,7 @@ const char* statusString(Status s);
 // ---- devices ------------------------------------------------------------------------------------------------------
 // Number of devices: TORCH_FOO_DEVICE_COUNT (default 2), read once.
 int deviceCount();
-// The calling thread's current device (initially 0).
+// The calling thread's current device (initially 0); InvalidDevice when there are no devices.
 Status getDevice(int* device);
 Status setDevice(int device);
 // Waits for all work on all streams of the device.
@@ -46,9 +50,12 @@ Status deviceSynchronize(int device);
 // ---- device memory ------------------------------------------------------------------------------------------------
 // Per-device cap: TORCH_FOO_MEMORY_LIMIT (bytes, or with suffix KB/MB/GB/KiB/MiB/GiB), default 8 GiB.
 // Allocation granularity is 4 KiB; returned pointers are 4 KiB aligned. malloc(0) returns nullptr and Success.
+// Fresh allocations read as zeros only by accident of the implementation: do not rely on it.
 Status malloc(int device, void** dev_ptr, std::size_t bytes);
+// free(nullptr) is a no-op; any pointer malloc did not return gives InvalidValue. Does not wait for queued work that
+// may still use the memory (order it with events, as the caching allocator does); the pages go back to the system.
 Status free(void* dev_ptr);
-// free and total bytes of the device (total == cap).
+// free and total bytes of the device (total == cap rounded up to the 4 KiB granularity).
 Status memGetInfo(int device, std::size_t* free_bytes, std::size_t* total_bytes);
 // Host-accessible alias of a device address (any address inside an allocation), or nullptr if ptr is not device
 // memory. For kernels and the runtime itself; user code never sees these addresses.
@@ -70,18 +77,28 @@ struct StreamImpl;
 using Stream = StreamImpl*;
 // Each device has a default stream (never destroyed).
 Stream defaultStream(int device);
-// priority: lower number = higher priority, range [-1, 0]; stored and reported, not scheduled differently.
+// priority: lower number = higher priority, range [-1, 0] (values outside are clamped); stored and reported, not
+// scheduled differently.
 Status streamCreate(int device, Stream* stream, int priority = 0);
-Status streamDestroy(Stream stream);  // waits for pending work first
+// Waits for pending work first. InvalidHandle for a default stream; InvalidValue when called from work running on the
+// stream itself.
+Status streamDestroy(Stream stream);
 int streamDevice(Stream stream);
 int streamPriority(Stream stream);
 // Process-unique id of the stream (default streams have id 0 on every device).
 std::int64_t streamId(Stream stream);
 Status streamQuery(Stream stream);  // Success if idle, NotReady if work pending
+// Called from work running on the stream itself, returns at once (everything queued before that work has run).
 Status streamSynchronize(Stream stream);
 // Runs work in stream order: inline on the caller when the stream is idle, else queued behind pending work (work must
 // then own everything it touches). Returns after running inline, or after queueing.
+// An exception thrown by work run inline propagates to the caller. Work run on the stream's worker thread has no
+// caller: its exception is reported on stderr and the stream carries on with the next item. Queued work (and what it
+// captured) is destroyed on the worker before the stream counts it as done.
 Status launch(Stream stream, std::function<void()> work);
+// Queues work on the stream's worker even when the stream is idle: the caller never runs it nor waits for it. Later
+// work on the stream queues behind it.
+Status launchAsync(Stream stream, std::function<void()> work);
 // Runs work on the caller after everything pending on the stream (waits for the stream if it is busy). The fast path
 // for synchronous kernels: no std::function allocation when idle.
 template <class F>

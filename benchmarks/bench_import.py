@@ -1,0 +1,109 @@
+"""How much `import torch_foo` costs on top of `import torch`, warm and cold.
+
+    python benchmarks/bench_import.py [--repeat N] [--no-build] [--edit kernels/unary.cpp]
+
+Unless --no-build, it first times a cold build of the real backend (`import torch_foo` with an empty cache) from a
+temporary copy of csrc/ into a temporary build root, then the import after appending a comment to one .cpp file
+(ninja recompiles that unit only). The copy and the build root are passed with TORCH_FOO_SOURCE_DIR and
+TORCH_FOO_BUILD_DIR; MAX_JOBS is passed through. The warm runs then use that build; with --no-build they use the
+usual cache (built first if needed, untimed).
+
+Warm runs alternate `python -c "import torch"` and `python -c "import torch; import torch_foo"`, N times each, and
+report medians; TORCH_DEVICE_BACKEND_AUTOLOAD=0 keeps an installed torch_foo out of `import torch`. Bytecode is cached in a temporary PYTHONPYCACHEPREFIX, as an installed package would have it, even
+where PYTHONDONTWRITEBYTECODE is set.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WARM_OVERHEAD_GOAL = 0.060  # seconds
+
+
+def timed_python(code: str, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"`python -c {code!r}` failed:\n{result.stderr}")
+    return elapsed, result
+
+
+def file_to_edit(source_dir: Path, requested: str | None) -> Path:
+    if requested:
+        return source_dir / requested
+    kernels = sorted((source_dir / "kernels").glob("*.cpp"))
+    return kernels[0] if kernels else sorted(source_dir.rglob("*.cpp"))[0]
+
+
+def compiled_units(ninja_output: str) -> int:
+    return len(re.findall(r"^\[\d+/\d+\] CXX ", ninja_output, re.MULTILINE))
+
+
+def time_builds(env: dict[str, str], workspace: Path, edit: str | None) -> None:
+    source_dir = workspace / "csrc"
+    shutil.copytree(REPO / "csrc", source_dir)
+    env.update(TORCH_FOO_SOURCE_DIR=str(source_dir), TORCH_FOO_BUILD_DIR=str(workspace / "build"))
+    env.pop("TORCH_FOO_QUIET", None)
+
+    print("cold build: importing torch_foo with an empty cache ...", flush=True)
+    cold, result = timed_python("import torch_foo", env)
+    total_units = compiled_units(result.stderr)
+    print(f"cold build (import torch_foo, empty cache): {cold:7.1f} s  ({total_units} units)")
+
+    edited = file_to_edit(source_dir, edit)
+    with open(edited, "a") as source:
+        source.write(f"// edited by bench_import.py at {time.time()}\n")
+    rebuild, result = timed_python("import torch_foo", env)
+    print(
+        f"rebuild after editing {edited.relative_to(source_dir)}: {rebuild:7.1f} s  "
+        f"({compiled_units(result.stderr)} of {total_units} units recompiled; {cold / rebuild:.1f}x faster than cold)"
+    )
+
+
+def time_warm_imports(env: dict[str, str], repeat: int) -> None:
+    commands = {"torch": "import torch", "torch_foo": "import torch; import torch_foo"}
+    for code in commands.values():  # untimed: builds if needed, fills the bytecode and page caches
+        timed_python(code, env)
+    times = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, code in commands.items():
+            times[name].append(timed_python(code, env)[0])
+    medians = {name: statistics.median(samples) for name, samples in times.items()}
+    for name, code in commands.items():
+        print(f"{code:<32} median {medians[name] * 1000:7.1f} ms  (min {min(times[name]) * 1000:7.1f} ms, n={repeat})")
+    overhead = medians["torch_foo"] - medians["torch"]
+    verdict = "within" if overhead <= WARM_OVERHEAD_GOAL else "OVER"
+    print(
+        f"warm import torch_foo overhead: {overhead * 1000:+.1f} ms ({medians['torch_foo'] / medians['torch']:.3f}x), "
+        f"{verdict} the {WARM_OVERHEAD_GOAL * 1000:.0f} ms goal"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=10, help="warm runs of each command (default 10)")
+    parser.add_argument("--no-build", action="store_true", help="skip the cold build and the rebuild (minutes)")
+    parser.add_argument("--edit", help="the .cpp to edit for the rebuild, relative to csrc/ (default: first kernel)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench_import_") as temporary:
+        workspace = Path(temporary)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(workspace / "pycache")
+        env["TORCH_DEVICE_BACKEND_AUTOLOAD"] = "0"  # else an installed torch_foo loads within `import torch` itself
+        if not args.no_build:
+            time_builds(env, workspace, args.edit)
+        time_warm_imports(env, args.repeat)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+// Internals shared by the runtime's translation units (and its tests); not part of the driver API.
+#pragma once
+
+#include <cstddef>
+
+#include "runtime/foo_runtime.h"
+
+namespace foo_rt {
+namespace detail {
+
+// c10 caps device indices of one type at 64; so do we, which lets per-device state live in fixed arrays.
+constexpr int kMaxDevices = 64;
+constexpr int kDefaultDeviceCount = 2;
+constexpr std::size_t kDefaultMemoryLimit = std::size_t{8} << 30;
+// Allocation granularity of device memory (one host page).
+constexpr std::size_t kAllocationGranularity = 4096;
+
+// Parsers of the environment settings: invalid or missing values give the default.
+// Device count: a decimal integer in [0, kMaxDevices].
+int parseDeviceCount(const char* text);
+// Memory cap: a positive decimal integer, optionally followed by KB/MB/GB (powers of 1000) or KiB/MiB/GiB (powers of
+// 1024), suffix case-insensitive.
+std::size_t parseMemoryLimit(const char* text);
+
+// Per-device cap from TORCH_FOO_MEMORY_LIMIT, rounded up to the allocation granularity; read once.
+std::size_t memoryLimit();
+
+inline bool isValidDevice(int device) { return device >= 0 && device < deviceCount(); }
+
+// True when [ptr, ptr + bytes) lies inside one live allocation of device memory.
+bool isInsideAllocation(const void* ptr, std::size_t bytes);
+
+}  // namespace detail
+}  // namespace foo_rt

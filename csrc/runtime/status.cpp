@@ -1,0 +1,27 @@
+#include "runtime/foo_runtime.h"
+
+namespace foo_rt {
+
+const char* statusString(Status s) {
+  switch (s) {
+    case Status::Success:
+      return "success";
+    case Status::InvalidDevice:
+      return "invalid device index";
+    case Status::OutOfMemory:
+      return "out of device memory";
+    case Status::InvalidValue:
+      return "invalid argument";
+    case Status::InvalidHandle:
+      return "invalid stream or event handle";
+    case Status::NotReady:
+      return "work still pending";
+    case Status::DeviceMismatch:
+      return "stream or event belongs to another device";
+    case Status::SystemError:
+      return "system error (memfd, mmap or thread creation failed)";
+  }
+  return "unknown status";
+}
+
+}  // namespace foo_rt

@@ -1,0 +1,253 @@
+// Streams: a FIFO of work per stream, run by a worker thread started on first use; an idle stream runs launched work
+// inline on the caller.
+#include <pthread.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <shared_mutex>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "runtime/foo_runtime.h"
+#include "runtime/runtime_internal.h"
+
+namespace foo_rt {
+
+struct StreamImpl {
+  StreamImpl(int device, int priority, std::int64_t id) : device(device), priority(priority), id(id) {}
+
+  const int device;
+  const int priority;
+  const std::int64_t id;
+
+  // Items queued or running on the worker. Changed under mutex; read without it by the idle test of the fast path.
+  std::atomic<std::int64_t> pending{0};
+  std::mutex mutex;
+  std::condition_variable work_available;
+  std::condition_variable drained;
+  std::deque<std::function<void()>> queue;
+  std::thread worker;     // started by the first queued item
+  bool stopping = false;  // set by streamDestroy; the worker exits once the queue is empty
+};
+
+namespace {
+
+// The stream whose worker is the calling thread, if any.
+thread_local StreamImpl* t_worker_stream = nullptr;
+
+// Every live stream, so that bad handles are refused instead of dereferenced. Shared ownership lets
+// deviceSynchronize wait on a stream that another thread destroys meanwhile.
+class StreamRegistry {
+ public:
+  StreamRegistry() {
+    for (int device = 0; device < deviceCount(); ++device) {
+      defaults_.push_back(std::make_shared<StreamImpl>(device, 0, 0));
+      live_.emplace(defaults_.back().get(), defaults_.back());
+    }
+  }
+
+  Stream defaultStream(int device) const { return defaults_[device].get(); }
+
+  bool isLive(Stream stream) const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    return live_.count(stream) != 0;
+  }
+
+  void add(std::shared_ptr<StreamImpl> stream) {
+    std::unique_lock<std::shared_mutex> lock(mutex_);
+    live_.emplace(stream.get(), std::move(stream));
+  }
+
+  // Unregisters a created stream; nullptr if stream is unknown or a default stream.
+  std::shared_ptr<StreamImpl> remove(Stream stream) {
+    std::unique_lock<std::shared_mutex> lock(mutex_);
+    auto it = live_.find(stream);
+    if (it == live_.end() || it->second->id == 0) return nullptr;
+    std::shared_ptr<StreamImpl> owned = std::move(it->second);
+    live_.erase(it);
+    return owned;
+  }
+
+  std::vector<std::shared_ptr<StreamImpl>> streamsOf(int device) const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    std::vector<std::shared_ptr<StreamImpl>> streams;
+    for (const auto& entry : live_) {
+      if (entry.second->device == device) streams.push_back(entry.second);
+    }
+    return streams;
+  }
+
+ private:
+  mutable std::shared_mutex mutex_;
+  std::vector<std::shared_ptr<StreamImpl>> defaults_;
+  std::unordered_map<StreamImpl*, std::shared_ptr<StreamImpl>> live_;
+};
+
+// Never destroyed: worker threads may still be running when the process exits.
+StreamRegistry& registry() {
+  static StreamRegistry* streams = new StreamRegistry;
+  return *streams;
+}
+
+// A handle check that cannot throw: the registry's first use allocates.
+bool isLive(Stream stream) noexcept {
+  try {
+    return registry().isLive(stream);
+  } catch (...) {
+    return false;
+  }
+}
+
+std::atomic<std::int64_t> g_next_stream_id{1};
+
+// Work on a worker has no caller to throw to: report and carry on with the next item.
+void runReportingErrors(const StreamImpl& stream, const std::function<void()>& work) {
+  try {
+    work();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "foo runtime: work queued on stream %lld of foo:%d threw: %s\n",
+                 static_cast<long long>(stream.id), stream.device, e.what());
+  } catch (...) {
+    std::fprintf(stderr, "foo runtime: work queued on stream %lld of foo:%d threw a non-standard exception\n",
+                 static_cast<long long>(stream.id), stream.device);
+  }
+}
+
+void runWorker(StreamImpl* stream) {
+  t_worker_stream = stream;
+  const std::string name = "foo" + std::to_string(stream->device) + "-s" + std::to_string(stream->id);
+  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+  std::unique_lock<std::mutex> lock(stream->mutex);
+  for (;;) {
+    stream->work_available.wait(lock, [stream] { return !stream->queue.empty() || stream->stopping; });
+    if (stream->queue.empty()) return;
+    std::function<void()> work = std::move(stream->queue.front());
+    stream->queue.pop_front();
+    lock.unlock();
+    runReportingErrors(*stream, work);
+    work = nullptr;  // what the work captured dies before the item counts as done
+    lock.lock();
+    if (stream->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) stream->drained.notify_all();
+  }
+}
+
+Status enqueue(StreamImpl* stream, std::function<void()>&& work) {
+  try {
+    std::lock_guard<std::mutex> lock(stream->mutex);
+    if (!stream->worker.joinable()) stream->worker = std::thread(runWorker, stream);
+    stream->queue.push_back(std::move(work));
+    stream->pending.fetch_add(1, std::memory_order_relaxed);
+  } catch (const std::bad_alloc&) {
+    return Status::OutOfMemory;
+  } catch (const std::system_error&) {
+    return Status::SystemError;
+  }
+  stream->work_available.notify_one();
+  return Status::Success;
+}
+
+void waitUntilIdle(StreamImpl* stream) {
+  // Work running on this very stream: everything queued before it has run, and later work cannot run until it ends.
+  if (t_worker_stream == stream) return;
+  if (detail::streamIdle(stream)) return;
+  std::unique_lock<std::mutex> lock(stream->mutex);
+  stream->drained.wait(lock, [stream] { return stream->pending.load(std::memory_order_relaxed) == 0; });
+}
+
+}  // namespace
+
+namespace detail {
+
+bool streamIdle(Stream stream) noexcept { return stream->pending.load(std::memory_order_acquire) == 0; }
+
+}  // namespace detail
+
+Stream defaultStream(int device) {
+  if (!detail::isValidDevice(device)) return nullptr;
+  try {
+    return registry().defaultStream(device);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+
+Status streamCreate(int device, Stream* stream, int priority) {
+  if (stream == nullptr) return Status::InvalidValue;
+  if (!detail::isValidDevice(device)) return Status::InvalidDevice;
+  const int clamped_priority = priority < -1 ? -1 : (priority > 0 ? 0 : priority);
+  try {
+    auto created = std::make_shared<StreamImpl>(device, clamped_priority, g_next_stream_id.fetch_add(1));
+    *stream = created.get();
+    registry().add(std::move(created));
+  } catch (const std::bad_alloc&) {
+    return Status::OutOfMemory;
+  }
+  return Status::Success;
+}
+
+Status streamDestroy(Stream stream) {
+  if (stream == nullptr) return Status::InvalidHandle;
+  if (t_worker_stream == stream) return Status::InvalidValue;  // its worker cannot join itself
+  std::shared_ptr<StreamImpl> owned = registry().remove(stream);
+  if (owned == nullptr) return Status::InvalidHandle;
+  {
+    std::lock_guard<std::mutex> lock(owned->mutex);
+    owned->stopping = true;
+  }
+  owned->work_available.notify_one();
+  if (owned->worker.joinable()) owned->worker.join();  // the worker drains the queue before it exits
+  return Status::Success;
+}
+
+int streamDevice(Stream stream) { return isLive(stream) ? stream->device : -1; }
+
+int streamPriority(Stream stream) { return isLive(stream) ? stream->priority : 0; }
+
+std::int64_t streamId(Stream stream) { return isLive(stream) ? stream->id : -1; }
+
+Status streamQuery(Stream stream) {
+  if (!isLive(stream)) return Status::InvalidHandle;
+  return detail::streamIdle(stream) ? Status::Success : Status::NotReady;
+}
+
+Status streamSynchronize(Stream stream) {
+  if (!isLive(stream)) return Status::InvalidHandle;
+  waitUntilIdle(stream);
+  return Status::Success;
+}
+
+Status deviceSynchronize(int device) {
+  if (!detail::isValidDevice(device)) return Status::InvalidDevice;
+  try {
+    for (const auto& stream : registry().streamsOf(device)) waitUntilIdle(stream.get());
+  } catch (const std::bad_alloc&) {
+    return Status::OutOfMemory;
+  }
+  return Status::Success;
+}
+
+Status launch(Stream stream, std::function<void()> work) {
+  if (!isLive(stream)) return Status::InvalidHandle;
+  if (!work) return Status::InvalidValue;
+  if (!detail::streamIdle(stream)) return enqueue(stream, std::move(work));
+  work();  // the one call whose exception reaches the caller: the work's own
+  return Status::Success;
+}
+
+Status launchAsync(Stream stream, std::function<void()> work) {
+  if (!isLive(stream)) return Status::InvalidHandle;
+  if (!work) return Status::InvalidValue;
+  return enqueue(stream, std::move(work));
+}
+
+}  // namespace foo_rt

@@ -1,0 +1,36 @@
+"""Helpers shared by the test modules."""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_python(code: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Runs code in a fresh interpreter from the repo root, with the same build cache as this process."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, env=full_env, capture_output=True, text=True,
+        timeout=timeout,
+    )
+
+
+def assert_same(foo_result, cpu_result, **tolerances) -> None:
+    """foo result equals the CPU result: same device type, dtype, shape and values."""
+    if isinstance(cpu_result, (tuple, list)):
+        assert len(foo_result) == len(cpu_result)
+        for f, c in zip(foo_result, cpu_result):
+            assert_same(f, c, **tolerances)
+        return
+    if not isinstance(cpu_result, torch.Tensor):
+        assert foo_result == cpu_result
+        return
+    assert foo_result.device.type == "foo", foo_result.device
+    assert foo_result.dtype == cpu_result.dtype
+    assert foo_result.shape == cpu_result.shape
+    torch.testing.assert_close(foo_result.cpu(), cpu_result, equal_nan=True, **tolerances)

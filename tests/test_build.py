@@ -1,0 +1,488 @@
+"""Tests of the build-and-load machinery (torch_foo/_build.py), driven by a two-file C++ library in
+build_fixtures/two_units rather than the real backend: ops.cpp defines the op build_fixture::answer(), which returns
+fixture_value() from value.cpp. The tests rewrite value.cpp, which includes no torch header and so recompiles in a
+fraction of a second. The fixture's tests/ and build/ directories hold files that do not compile: they must be skipped.
+
+Libraries are loaded only in fresh subprocesses: a TORCH_LIBRARY namespace can be defined once per process. Building
+without loading is fine in this process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = REPO / "torch_foo"
+FIXTURE = Path(__file__).resolve().parent / "build_fixtures" / "two_units"
+BUILD_TIMEOUT = 600  # seconds; generous, as other builds may share the machine
+COMPILING = "torch_foo: compiling the foo backend"
+
+
+def _load_build_module():
+    # By path: importing the torch_foo package would build and load the real backend.
+    spec = importlib.util.spec_from_file_location("torch_foo_build_under_test", PACKAGE_DIR / "_build.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_build = _load_build_module()
+
+# Subprocesses get torch_foo._build without running torch_foo/__init__.py, which builds and loads the real backend.
+PRELUDE = f"""
+import os, subprocess, sys, types
+from pathlib import Path
+import torch
+package = types.ModuleType("torch_foo")
+package.__path__ = [{str(PACKAGE_DIR)!r}]
+sys.modules["torch_foo"] = package
+from torch_foo import _build
+spec = _build.BuildSpec(name="build_fixture", source_dir=Path(sys.argv[1]))
+"""
+LOAD_AND_ANSWER = PRELUDE + """
+torch.ops.load_library(str(_build.ensure_built(spec)))
+print(torch.ops.build_fixture.answer())
+"""
+
+
+def clean_env(build_root: Path, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORCH_FOO_") and k != "TORCH_EXTENSIONS_DIR"}
+    env["TORCH_FOO_BUILD_DIR"] = str(build_root)
+    env["TORCH_DEVICE_BACKEND_AUTOLOAD"] = "0"  # an installed torch_foo would otherwise load the real backend
+    env.update(overrides)
+    return env
+
+
+def run_python(code: str, sources: Path, build_root: Path, timeout: float = BUILD_TIMEOUT, **env: str):
+    return subprocess.run(
+        [sys.executable, "-c", code, str(sources)],
+        env=clean_env(build_root, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def load_answer(sources: Path, build_root: Path, **env: str) -> subprocess.CompletedProcess:
+    """Import in a fresh process the way torch_foo does and call the op; asserts success."""
+    result = run_python(LOAD_AND_ANSWER, sources, build_root, **env)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def set_value(sources: Path, value: int | str) -> None:
+    (sources / "value.cpp").write_text(f'#include "fixture.h"\n\nint64_t fixture_value() {{ return {value}; }}\n')
+
+
+def object_mtimes(workdir: Path) -> dict[str, int]:
+    return {str(path.relative_to(workdir)): path.stat().st_mtime_ns for path in workdir.rglob("*.o")}
+
+
+def fixture_spec(sources: Path, build_root: Path, **kwargs) -> _build.BuildSpec:
+    return _build.BuildSpec(name="build_fixture", source_dir=sources, build_root=build_root, **kwargs)
+
+
+def fresh_sources(tmp_path: Path) -> Path:
+    sources = tmp_path / "src"
+    shutil.copytree(FIXTURE, sources)
+    return sources
+
+
+@dataclass
+class Workspace:
+    sources: Path
+    root: Path
+
+    @property
+    def spec(self) -> _build.BuildSpec:
+        return fixture_spec(self.sources, self.root)
+
+    @property
+    def workdir(self) -> Path:
+        return _build.library_path(self.spec).parents[1]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Workspace:
+    """Fixture sources and a build root shared by the tests below, so that ops.cpp (several seconds) compiles once;
+    each test sets value.cpp to what it needs and ninja recompiles only that."""
+    base = tmp_path_factory.mktemp("workspace")
+    space = Workspace(fresh_sources(base), base / "root")
+    _build.build(space.spec)
+    return space
+
+
+# ------------------------------------------------------------------------------------------------ build and load
+
+
+@pytest.mark.slow
+def test_build_then_warm_load(workspace):
+    set_value(workspace.sources, 7)
+    first = load_answer(workspace.sources, workspace.root)
+    assert first.stdout.strip() == "7"
+    assert f"{COMPILING} (first import only, about a minute) in {workspace.workdir} ..." in first.stderr
+    assert re.search(r"^\[\d+/\d+\] CXX value\.cpp$", first.stderr, re.MULTILINE), first.stderr
+
+    second = load_answer(workspace.sources, workspace.root)
+    assert second.stdout.strip() == "7"
+    assert second.stderr == ""
+
+
+def test_warm_load_imports_no_cpp_extension_and_spawns_nothing(workspace):
+    load_answer(workspace.sources, workspace.root)  # make sure the current sources are built
+    code = PRELUDE + """
+def refuse(*args, **kwargs):
+    raise AssertionError("the warm path spawned a process")
+subprocess.Popen = os.system = os.fork = os.posix_spawn = os.posix_spawnp = refuse
+torch.ops.load_library(str(_build.ensure_built(spec)))
+torch.ops.build_fixture.answer()
+print("torch.utils.cpp_extension" in sys.modules, "filelock" in sys.modules)
+"""
+    result = run_python(code, workspace.sources, workspace.root)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.slow
+def test_editing_one_unit_recompiles_only_it_quietly(workspace):
+    set_value(workspace.sources, 11)
+    load_answer(workspace.sources, workspace.root)
+    before = object_mtimes(workspace.workdir)
+
+    set_value(workspace.sources, 12)
+    result = load_answer(workspace.sources, workspace.root, TORCH_FOO_QUIET="1")
+    assert result.stdout.strip() == "12"
+    assert result.stderr == ""
+    after = object_mtimes(workspace.workdir)
+    assert sorted(name for name in after if after[name] != before.get(name)) == ["obj/value.cpp.o"]
+
+
+@pytest.mark.slow
+def test_compile_error_raises_build_error_and_keeps_the_last_good_build(workspace):
+    set_value(workspace.sources, 21)
+    load_answer(workspace.sources, workspace.root)
+
+    set_value(workspace.sources, "undeclared_name_xyz")
+    code = PRELUDE + """
+try:
+    _build.ensure_built(spec)
+except ImportError as error:
+    print(type(error).__name__)
+    print(error)
+"""
+    result = run_python(code, workspace.sources, workspace.root, TORCH_FOO_QUIET="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("BuildError\n")
+    assert re.search(r"value\.cpp:\d+:\d+: error: .*undeclared_name_xyz", result.stdout), result.stdout
+    assert str(workspace.workdir) in result.stdout
+    failed_build_log = (workspace.workdir / "build.log").stat().st_mtime_ns
+
+    set_value(workspace.sources, 21)  # revert: the previous library loads as it is, without running ninja
+    reverted = load_answer(workspace.sources, workspace.root)
+    assert reverted.stdout.strip() == "21"
+    assert COMPILING not in reverted.stderr
+    assert (workspace.workdir / "build.log").stat().st_mtime_ns == failed_build_log
+
+
+@pytest.mark.parametrize("corruption", ["truncated", "garbage"])
+def test_corrupted_library_is_detected_and_rebuilt(workspace, corruption):
+    set_value(workspace.sources, 31)
+    library = _build.build(workspace.spec)
+    content = library.read_bytes()
+    if corruption == "truncated":
+        library.write_bytes(content[: len(content) // 2])
+    else:
+        library.write_bytes(os.urandom(len(content)))
+    assert _build.find_built(workspace.spec) is None
+
+    result = load_answer(workspace.sources, workspace.root)
+    assert result.stdout.strip() == "31"
+    assert COMPILING in result.stderr
+    assert library.read_bytes() == content
+
+
+def test_only_the_newest_libraries_are_kept(workspace):
+    for value in range(41, 41 + _build.ARTIFACTS_KEPT + 2):
+        set_value(workspace.sources, value)
+        newest = _build.build(workspace.spec)
+    libraries = sorted(newest.parent.glob("*.so"))
+    assert len(libraries) == _build.ARTIFACTS_KEPT
+    assert newest in libraries
+    assert sorted(newest.parent.glob("*.json")) == [path.with_suffix(".json") for path in libraries]
+
+
+def test_source_hash_covers_sources_and_headers_but_not_tests_or_build_dirs(tmp_path):
+    sources = fresh_sources(tmp_path)
+    spec = fixture_spec(sources, tmp_path / "root")
+    original = _build.library_path(spec)
+
+    (sources / "tests" / "more.cpp").write_text("ignored")
+    (sources / "build" / "more.h").write_text("ignored")
+    (sources / "notes.txt").write_text("ignored")
+    assert _build.library_path(spec) == original
+
+    with open(sources / "fixture.h", "a") as header:
+        header.write("// edited\n")
+    edited = _build.library_path(spec)
+    assert edited.parent == original.parent  # same toolchain directory: ninja rebuilds incrementally
+    assert edited != original
+
+
+# --------------------------------------------------------------------------------------------- crashes and races
+
+
+def processes_working_in(directory: Path) -> list[int]:
+    """Live processes (ninja, compilers) whose working directory is under directory."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cwd = os.readlink(entry / "cwd") if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if cwd == str(directory) or cwd.startswith(f"{directory}/"):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_import_after_a_build_killed_with_sigkill_succeeds(tmp_path):
+    sources, root = fresh_sources(tmp_path), tmp_path / "root"
+    set_value(sources, 51)
+    victim = subprocess.Popen(
+        [sys.executable, "-c", LOAD_AND_ANSWER, str(sources)],
+        env=clean_env(root),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        stderr = b""
+        while COMPILING.encode() not in stderr or not processes_working_in(root):  # ninja is compiling
+            assert time.monotonic() < deadline and victim.poll() is None, stderr.decode()
+            if select.select([victim.stderr], [], [], 0.1)[0]:
+                stderr += os.read(victim.stderr.fileno(), 4096)
+        time.sleep(0.5)
+        assert victim.poll() is None, "the build finished before it could be killed"
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        victim.stderr.close()
+
+    deadline = time.monotonic() + 30
+    while processes_working_in(root):  # ninja and the compilers die with the importer
+        assert time.monotonic() < deadline, f"left running: {processes_working_in(root)}"
+        time.sleep(0.2)
+
+    result = load_answer(sources, root)  # bounded by BUILD_TIMEOUT: a stale lock would hang here
+    assert result.stdout.strip() == "51"
+
+
+@pytest.mark.slow
+def test_concurrent_cold_imports_build_once_and_all_load(tmp_path):
+    sources, root = fresh_sources(tmp_path), tmp_path / "root"
+    set_value(sources, 61)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", LOAD_AND_ANSWER, str(sources)],
+            env=clean_env(root),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    outputs = [process.communicate(timeout=BUILD_TIMEOUT) for process in processes]
+    for process, (stdout, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr
+        assert stdout.strip() == "61"
+    assert sum(COMPILING in stderr for _, stderr in outputs) == 1
+
+
+# ------------------------------------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize("mode_bits", [0o002, 0o020], ids=["other-writable", "group-writable"])
+@pytest.mark.parametrize("directory", ["root", "toolchain", "lib"])
+def test_writable_build_directory_is_refused(workspace, directory, mode_bits):
+    library = _build.build(workspace.spec)
+    path = {"root": workspace.root, "toolchain": library.parents[1], "lib": library.parent}[directory]
+    mode = path.stat().st_mode
+    path.chmod(mode | mode_bits)
+    try:
+        with pytest.raises(_build.BuildError, match="writable by group or others"):
+            _build.ensure_built(workspace.spec)
+    finally:
+        path.chmod(mode)
+
+
+def test_writable_empty_build_root_is_refused_before_building(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir(mode=0o777)
+    root.chmod(0o777)
+    with pytest.raises(_build.BuildError, match=rf"refusing to use {re.escape(str(root))}: it is writable"):
+        _build.build(fixture_spec(fresh_sources(tmp_path), root))
+    assert list(root.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory away")
+def test_build_root_owned_by_another_user_is_refused(workspace):
+    library = _build.build(workspace.spec)
+    os.chown(library.parent, 65534, -1)
+    try:
+        with pytest.raises(_build.BuildError, match="owned by uid 65534, not by you"):
+            _build.find_built(workspace.spec)
+    finally:
+        os.chown(library.parent, os.geteuid(), -1)
+
+
+def test_missing_ninja_says_to_pip_install_it(tmp_path, monkeypatch):
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *args, **kwargs: None if name == "ninja" else which(name))
+    with pytest.raises(ImportError, match=re.escape("pip install ninja")):
+        _build.build(fixture_spec(fresh_sources(tmp_path), tmp_path / "root"))
+
+
+def test_missing_compiler_says_to_install_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-xyz")
+    with pytest.raises(_build.BuildError, match=re.escape("apt-get install g++")):
+        _build.build(fixture_spec(fresh_sources(tmp_path), tmp_path / "root"))
+
+
+# ------------------------------------------------------------------------------------------------- keys and specs
+
+
+def test_key_changes_with_torch_version_git_version_and_compiler(tmp_path, monkeypatch):
+    spec = fixture_spec(fresh_sources(tmp_path), tmp_path / "root")
+    toolchain_dir = _build.library_path(spec).parents[1]
+
+    def toolchain_dir_with(change):
+        with monkeypatch.context() as patch:
+            change(patch)
+            return _build.library_path(spec).parents[1]
+
+    keys = {
+        toolchain_dir,
+        toolchain_dir_with(lambda patch: patch.setattr(torch, "__version__", "2.99.0")),
+        toolchain_dir_with(lambda patch: patch.setattr(torch.version, "git_version", "0" * 40)),
+        toolchain_dir_with(lambda patch: patch.setenv("CXX", "g++")),
+    }
+    assert len(keys) == 4
+    assert _build.library_path(spec).parents[1] == toolchain_dir
+
+
+def test_backend_spec_sources_and_sanitizer_flags(tmp_path, monkeypatch):
+    monkeypatch.delenv("TORCH_FOO_SANITIZE", raising=False)
+    monkeypatch.delenv("TORCH_FOO_SOURCE_DIR", raising=False)
+    plain = _build.backend_spec()
+    assert plain.name == "torch_foo_C"
+    assert plain.source_dir == REPO / "csrc"
+    assert "-O2" in plain.extra_cflags
+
+    monkeypatch.setenv("TORCH_FOO_SOURCE_DIR", str(tmp_path))
+    monkeypatch.setenv("TORCH_FOO_SANITIZE", "undefined, address")
+    sanitized = _build.backend_spec()
+    assert sanitized.source_dir == tmp_path
+    flags = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g")
+    assert set(flags) <= set(sanitized.extra_cflags)
+    assert sanitized.extra_ldflags == flags
+
+    sources, root = fresh_sources(tmp_path), tmp_path / "root"
+    plain_key = _build.library_path(fixture_spec(sources, root, extra_cflags=plain.extra_cflags))
+    sanitized_key = _build.library_path(fixture_spec(sources, root, extra_cflags=sanitized.extra_cflags))
+    assert plain_key.parents[1] != sanitized_key.parents[1]
+
+    monkeypatch.setenv("TORCH_FOO_SANITIZE", "memory")
+    with pytest.raises(ValueError, match="unknown sanitizer"):
+        _build.backend_spec()
+
+
+def test_build_root_resolution(tmp_path, monkeypatch):
+    spec = fixture_spec(fresh_sources(tmp_path), None)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TORCH_FOO_BUILD_DIR", raising=False)
+    monkeypatch.delenv("TORCH_EXTENSIONS_DIR", raising=False)
+    assert _build.info(spec)["build_root"] == str(tmp_path / "home" / ".cache" / "torch_foo")
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "extensions"))
+    assert _build.info(spec)["build_root"] == str(tmp_path / "extensions" / "torch_foo")
+    monkeypatch.setenv("TORCH_FOO_BUILD_DIR", str(tmp_path / "mine"))
+    assert _build.info(spec)["build_root"] == str(tmp_path / "mine")
+    assert _build.library_path(spec).is_relative_to(tmp_path / "mine")
+
+
+# ------------------------------------------------------------------------------------------------------------ CLI
+
+
+@pytest.mark.slow
+def test_cli_info_rebuild_clean(tmp_path):
+    sources, root = fresh_sources(tmp_path), tmp_path / "root"
+    code = f"""
+import sys, types
+package = types.ModuleType("torch_foo")
+package.__path__ = [{str(PACKAGE_DIR)!r}]
+sys.modules["torch_foo"] = package
+from torch_foo.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+    def cli(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            env=clean_env(root, TORCH_FOO_SOURCE_DIR=str(sources)),
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    info = cli()
+    assert f"torch:      {torch.__version__}" in info
+    assert re.search(r"^build key: +[0-9a-f]{16}-[0-9a-f]{16}$", info, re.MULTILINE), info
+    assert f"build dir:  {root}/" in info
+    assert "cached:     no" in info
+    assert cli("rebuild").startswith("built ")
+    assert "cached:     yes" in cli("info")
+    assert "removed" in cli("clean")
+    assert "cached:     no" in cli("info")
+
+
+def test_invoked_as_cli_only_under_python_dash_m(tmp_path):
+    # A stand-in package named torch_foo whose __init__ reports what it sees.
+    package = tmp_path / "torch_foo"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('b', {str(PACKAGE_DIR / '_build.py')!r})\n"
+        "build = sys.modules['b'] = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(build)\n"
+        "print(build.invoked_as_cli())\n"
+    )
+    (package / "__main__.py").write_text("")
+
+    def run(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, *args], cwd=tmp_path, env=clean_env(tmp_path / "root"), capture_output=True, text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert run("-m", "torch_foo") == "True"
+    assert run("-c", "import torch_foo") == "False"

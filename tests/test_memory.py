@@ -1,0 +1,93 @@
+"""The caching allocator: reuse, statistics, empty_cache, out-of-memory under a cap."""
+import torch
+
+import torch_foo  # noqa: F401
+from helpers import run_python
+
+
+def test_blocks_are_reused():
+    torch.foo.synchronize()
+    t = torch.empty(1000, device="foo")
+    ptr = t.data_ptr()
+    del t
+    u = torch.empty(1000, device="foo")
+    assert u.data_ptr() == ptr
+    segments = torch.foo.memory_stats()["segment.all.current"]
+    for _ in range(100):
+        torch.empty(1000, device="foo")
+    assert torch.foo.memory_stats()["segment.all.current"] == segments
+
+
+def test_statistics_follow_allocations():
+    torch.foo.reset_peak_memory_stats()
+    base = torch.foo.memory_allocated()
+    t = torch.empty(1 << 20, device="foo")  # 4 MiB
+    assert torch.foo.memory_allocated() == base + (4 << 20)
+    assert torch.foo.max_memory_allocated() >= base + (4 << 20)
+    assert torch.foo.memory_reserved() >= torch.foo.memory_allocated()
+    del t
+    assert torch.foo.memory_allocated() == base
+    assert torch.foo.max_memory_allocated() >= base + (4 << 20)
+    torch.foo.reset_peak_memory_stats()
+    assert torch.foo.max_memory_allocated() == base
+    stats = torch.foo.memory_stats()
+    for key in ("allocated_bytes.all.current", "reserved_bytes.all.peak", "allocation.all.allocated",
+                "allocation.all.freed"):
+        assert key in stats
+    torch.foo.empty_cache()
+    assert torch.foo.memory_reserved() == torch.foo.memory_allocated()
+
+
+def test_no_leak_after_many_cycles():
+    x = torch.randn(64, device="foo")
+    for _ in range(100):  # warm the cache
+        (x * 2 + 1).sum()
+    before = torch.foo.memory_stats()
+    for i in range(10_000):
+        y = torch.empty(1 + i % 300, device="foo")
+        (x * 2 + 1).sum()
+        del y
+    after = torch.foo.memory_stats()
+    assert after["allocated_bytes.all.current"] == before["allocated_bytes.all.current"]
+    assert after["allocation.all.current"] == before["allocation.all.current"]
+    assert after["reserved_bytes.all.current"] <= before["reserved_bytes.all.current"] + (4 << 20)
+
+
+def test_devices_have_separate_pools():
+    base1 = torch.foo.memory_allocated(1)
+    t = torch.empty(1 << 18, device="foo:1")
+    assert torch.foo.memory_allocated(1) == base1 + (1 << 20)
+    del t
+
+
+def test_out_of_memory_under_cap():
+    result = run_python(
+        """
+        import torch, torch_foo
+        a = torch.empty(40 << 20, dtype=torch.uint8, device="foo")
+        try:
+            torch.empty(30 << 20, dtype=torch.uint8, device="foo")
+        except torch.OutOfMemoryError as exc:
+            print("OOM:", exc)
+        # the process keeps working and the failed allocation left nothing behind
+        assert torch.foo.memory_allocated() == 40 << 20, torch.foo.memory_allocated()
+        del a
+        b = torch.empty(60 << 20, dtype=torch.uint8, device="foo")
+        print("after", torch.foo.memory_allocated())
+        """,
+        env={"TORCH_FOO_MEMORY_LIMIT": "64MiB"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "OOM:" in result.stdout
+    message = result.stdout.split("OOM:")[1]
+    assert "30.00 MiB" in message and "64.00 MiB" in message and "foo:0" in message
+    assert f"after {60 << 20}" in result.stdout
+
+
+def test_device_count_from_environment():
+    result = run_python(
+        "import torch, torch_foo; print(torch.foo.device_count()); torch.empty(1, device='foo:2')",
+        env={"TORCH_FOO_DEVICE_COUNT": "3"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "3"
