@@ -98,13 +98,13 @@ def test_copies_between_host_and_devices():
 
 def test_pinned_memory_and_non_blocking_copy():
     cpu = torch.randn(1000)
-    pinned = cpu.pin_memory("foo")
-    assert pinned.is_pinned("foo")
-    assert not cpu.is_pinned("foo")
+    pinned = cpu.pin_memory()
+    assert pinned.is_pinned()
+    assert not cpu.is_pinned()
     stream = torch.foo.Stream()
     with torch.foo.stream(stream):
         on_device = pinned.to("foo", non_blocking=True)
-        back = torch.empty(1000).pin_memory("foo")
+        back = torch.empty(1000).pin_memory()
         back.copy_(on_device, non_blocking=True)
     stream.synchronize()
     assert torch.equal(back, cpu)

@@ -12,6 +12,7 @@ def test_blocks_are_reused():
     del t
     u = torch.empty(1000, device="foo")
     assert u.data_ptr() == ptr
+    torch.empty(1000, device="foo")  # a second block, beside u
     segments = torch.foo.memory_stats()["segment.all.current"]
     for _ in range(100):
         torch.empty(1000, device="foo")

@@ -65,7 +65,7 @@ def init() -> None:
 
 
 def device_count() -> int:
-    return torch._C._accelerator_deviceCount() if torch._C._get_privateuse1_backend_name() == "foo" else 0
+    return torch._C._accelerator_hooks_device_count()
 
 
 def current_device() -> int:
@@ -104,21 +104,17 @@ def synchronize(device: _DeviceLike = None) -> None:
 
 
 # ---- streams and events ---------------------------------------------------------------------------------------------
-class Stream(torch.Stream):
-    """A foo stream; ``priority`` < 0 picks the high-priority pool (as torch.cuda.Stream)."""
+# Factories rather than subclasses: torch.Event's methods accept only exact torch.Event objects as their peers.
+def Stream(device: _DeviceLike = None, priority: int = 0) -> torch.Stream:  # noqa: N802 (reads like torch.cuda.Stream)
+    """A foo stream from the device's pool; ``priority`` < 0 picks the high-priority pool (as torch.cuda.Stream)."""
+    return torch.Stream(device=torch.device("foo", _checked_index(device)), priority=priority)
 
-    def __new__(cls, device: _DeviceLike = None, priority: int = 0) -> "Stream":
-        return super().__new__(cls, device=torch.device("foo", _checked_index(device)), priority=priority)
 
-
-class Event(torch.Event):
-    """A foo event (``enable_timing=True`` for elapsed_time)."""
-
-    def __new__(cls, enable_timing: bool = False, blocking: bool = False, interprocess: bool = False) -> "Event":
-        if interprocess:
-            raise ValueError("foo events cannot be shared between processes")
-        return super().__new__(cls, device=torch.device("foo", current_device()), enable_timing=enable_timing,
-                               blocking=blocking)
+def Event(enable_timing: bool = False, blocking: bool = False, interprocess: bool = False) -> torch.Event:  # noqa: N802
+    """A foo event on the current device (``enable_timing=True`` for elapsed_time)."""
+    if interprocess:
+        raise ValueError("foo events cannot be shared between processes")
+    return torch.Event(device=torch.device("foo", current_device()), enable_timing=enable_timing, blocking=blocking)
 
 
 def current_stream(device: _DeviceLike = None) -> torch.Stream:
