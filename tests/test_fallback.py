@@ -20,7 +20,7 @@ def both(fn, *cpu_args):
 FALLBACK_CASES = {
     "index": lambda x, i: x[i],
     "index_bool": lambda x, i: x[x > 0],
-    "index_put": lambda x, i: x.index_put((i,), torch.ones_like(i, dtype=x.dtype)),
+    "index_put": lambda x, i: x.index_put((i,), torch.ones(x.shape[1], device=x.device)),
     "scatter": lambda x, i: torch.zeros(5, 4, device=x.device).scatter(0, i[:4].reshape(1, 4) % 5, x[:1]),
     "sort": lambda x, i: tuple(torch.sort(x, dim=1)),
     "topk": lambda x, i: tuple(torch.topk(x, 2, dim=1)),
@@ -82,7 +82,7 @@ def test_fallback_report():
     torch.cumsum(x, 0)
     torch.sort(x)
     stats = torch_foo.fallback_stats()
-    assert stats["aten::cumsum"] == 2 or stats.get("aten::cumsum.out") == 2 or stats.get("aten::cumsum") == 2
+    assert stats["aten::cumsum.out"] == 2  # the functional form is composite: it reaches the device as cumsum.out
     assert any(name.startswith("aten::sort") for name in stats)
     torch_foo.reset_fallback_stats()
     assert torch_foo.fallback_stats() == {}

@@ -166,14 +166,10 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   }
 }
 
-namespace {
-
 void fooFallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   noteFallback(op);
   runOnDevice(op, stack);
 }
-
-}  // namespace
 
 FallbackPolicy parseFallbackPolicy(const std::string& text) {
   if (text == "allow") return FallbackPolicy::Allow;

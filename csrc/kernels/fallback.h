@@ -15,6 +15,9 @@ namespace torch_foo {
 // aliases, results the kernel allocates are device memory already. The fallback and generic native kernels use it.
 void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack);
 
+// The boxed fallback: counts the op, applies the policy, then runOnDevice.
+void fooFallback(const c10::OperatorHandle& op, torch::jit::Stack* stack);
+
 enum class FallbackPolicy { Allow, Warn, Error };
 
 // Initially from TORCH_FOO_FALLBACK=allow|warn|error (default allow).
