@@ -40,15 +40,20 @@ def _torch_is_importing() -> bool:
 
 
 _spec = _build.backend_spec()
-library_path = _build.find_built(_spec) if _torch_is_importing() else _build.ensure_built(_spec)
+if _build.invoked_as_cli():
+    library_path = None  # `python -m torch_foo` inspects, rebuilds or cleans the cache itself
+elif _torch_is_importing():
+    library_path = _build.find_built(_spec)
+else:
+    library_path = _build.ensure_built(_spec)
 
-if library_path is None:
+if library_path is None and not _build.invoked_as_cli():
     warnings.warn(
         "torch_foo: no build of the foo backend matches the current sources, so `import torch` left foo disabled "
         "rather than compile inside it; `import torch_foo` compiles it (once) and enables foo.",
         stacklevel=2,
     )
-else:
+elif library_path is not None:
     torch.ops.load_library(str(library_path))
 
     from ._registration import register_backend

@@ -4,9 +4,10 @@
 // those streams have completed, as in CUDA's allocator.
 #include "foo/allocator.h"
 
+#include <c10/util/flat_hash_map.h>
+
 #include <map>
 #include <mutex>
-#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -34,10 +35,13 @@ struct PendingFree {
   std::vector<foo_rt::Event> events;
 };
 
+// Free blocks by (stream, size); vectors keep their capacity, so steady-state reuse allocates no nodes.
+using FreeBlocks = std::map<std::pair<c10::StreamId, size_t>, std::vector<Block*>>;
+
 struct DevicePool {
   std::mutex mutex;
-  std::unordered_map<void*, Block*> live;
-  std::multimap<std::pair<c10::StreamId, size_t>, Block*> cached;
+  ska::flat_hash_map<void*, Block*> live;
+  FreeBlocks cached;
   std::vector<PendingFree> pending;
   DeviceStats stats;
 };
@@ -64,11 +68,11 @@ class CachingAllocator final : public c10::DeviceAllocator {
     if (nbytes == 0) return at::DataPtr(nullptr, nullptr, &deleteBlock, where);
     DevicePool& pool = poolOf(device);
     const size_t size = roundedBlockSize(nbytes);
-    const c10::StreamId stream = currentStream(device).id();
-    std::lock_guard<std::mutex> lock(pool.mutex);
+    const c10::StreamId stream = currentStreamId(device);
+    std::unique_lock<std::mutex> lock(pool.mutex);
     collectPending(pool);
     Block* block = takeCached(pool, stream, size);
-    if (block == nullptr) block = mallocBlock(pool, device, size, nbytes);
+    if (block == nullptr) block = mallocBlock(pool, lock, device, size, nbytes);
     block->requested = nbytes;
     block->stream = stream;
     pool.live.emplace(block->ptr, block);
@@ -154,7 +158,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
     stats.active_bytes[kAggregate].decrease(block->size);
     stats.requested_bytes[kAggregate].decrease(block->requested);
     if (block->used_on.empty()) {
-      pool.cached.emplace(std::make_pair(block->stream, block->size), block);
+      pool.cached[{block->stream, block->size}].push_back(block);
       return;
     }
     PendingFree pending{block, {}};
@@ -190,20 +194,29 @@ class CachingAllocator final : public c10::DeviceAllocator {
 
   // Best fit within the stream's pool, accepting at most 1/8 waste so big blocks are not burnt on small requests.
   static Block* takeCached(DevicePool& pool, c10::StreamId stream, size_t size) {
-    auto it = pool.cached.lower_bound({stream, size});
-    if (it == pool.cached.end() || it->first.first != stream || it->first.second > size + size / 8) return nullptr;
-    Block* block = it->second;
-    pool.cached.erase(it);
-    return block;
+    for (auto it = pool.cached.lower_bound({stream, size});
+         it != pool.cached.end() && it->first.first == stream && it->first.second <= size + size / 8; ++it) {
+      if (it->second.empty()) continue;
+      Block* block = it->second.back();
+      it->second.pop_back();
+      return block;
+    }
+    return nullptr;
   }
 
-  Block* mallocBlock(DevicePool& pool, c10::DeviceIndex device, size_t size, size_t requested) {
+  Block* mallocBlock(DevicePool& pool, std::unique_lock<std::mutex>& lock, c10::DeviceIndex device, size_t size,
+                     size_t requested) {
     void* ptr = nullptr;
     foo_rt::Status status = foo_rt::malloc(device, &ptr, size);
     if (status == foo_rt::Status::OutOfMemory) {
-      // Give the cache back to the device and try once more, as CUDA's allocator does.
+      // Give the cache back to the device and try once more, as CUDA's allocator does. Blocks waiting for other
+      // streams are reclaimed after a device synchronize, done without the lock: queued work may free tensors, and
+      // their deleters take it.
       pool.stats.num_alloc_retries += 1;
-      drainPending(pool);
+      lock.unlock();
+      foo_rt::deviceSynchronize(device);
+      lock.lock();
+      collectPending(pool);
       releaseCached(pool);
       status = foo_rt::malloc(device, &ptr, size);
     }
@@ -236,26 +249,21 @@ class CachingAllocator final : public c10::DeviceAllocator {
         if (foo_rt::eventQuery(e) == foo_rt::Status::NotReady) return false;
       }
       for (foo_rt::Event e : p.events) foo_rt::eventDestroy(e);
-      pool.cached.emplace(std::make_pair(p.block->stream, p.block->size), p.block);
+      pool.cached[{p.block->stream, p.block->size}].push_back(p.block);
       return true;
     };
     pool.pending.erase(std::remove_if(pool.pending.begin(), pool.pending.end(), done), pool.pending.end());
   }
 
-  static void drainPending(DevicePool& pool) {
-    for (PendingFree& p : pool.pending) {
-      for (foo_rt::Event e : p.events) foo_rt::eventSynchronize(e);
-    }
-    collectPending(pool);
-  }
-
   static void releaseCached(DevicePool& pool) {
-    for (auto& [key, block] : pool.cached) {
-      foo_rt::free(block->ptr);
-      pool.stats.num_device_free += 1;
-      pool.stats.segment[kAggregate].decrease(1);
-      pool.stats.reserved_bytes[kAggregate].decrease(block->size);
-      delete block;
+    for (auto& [key, blocks] : pool.cached) {
+      for (Block* block : blocks) {
+        foo_rt::free(block->ptr);
+        pool.stats.num_device_free += 1;
+        pool.stats.segment[kAggregate].decrease(1);
+        pool.stats.reserved_bytes[kAggregate].decrease(block->size);
+        delete block;
+      }
     }
     pool.cached.clear();
   }

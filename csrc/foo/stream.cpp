@@ -60,6 +60,8 @@ c10::Stream currentStream(c10::DeviceIndex device) {
   return makeStream(device, t_current_ids[device]);
 }
 
+c10::StreamId currentStreamId(c10::DeviceIndex device) { return t_current_ids[device]; }
+
 foo_rt::Stream currentRuntimeStream(c10::DeviceIndex device) {
   const c10::StreamId id = t_current_ids[device];
   if (id == 0) return foo_rt::defaultStream(device);

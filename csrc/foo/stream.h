@@ -16,6 +16,8 @@ constexpr int kStreamsPerPool = 32;
 foo_rt::Stream runtimeStream(const c10::Stream& stream);
 c10::Stream defaultStream(c10::DeviceIndex device);
 c10::Stream currentStream(c10::DeviceIndex device);
+// Id of the current stream of a (valid) device: the allocator's fast path.
+c10::StreamId currentStreamId(c10::DeviceIndex device);
 // Runtime handle of the current stream of a device: the per-kernel fast path.
 foo_rt::Stream currentRuntimeStream(c10::DeviceIndex device);
 // Sets the thread's current stream for the stream's device; returns the previous one.

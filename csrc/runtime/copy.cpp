@@ -63,7 +63,7 @@ Status memcpyAsync(void* dst, const void* src, std::size_t bytes, Stream stream)
   // A pageable host buffer may be reused as soon as we return, so that copy happens now (after the stream's work).
   if (!isStable(to) || !isStable(from)) return runInOrder(stream, copy);
   try {
-    return launch(stream, copy);
+    return launchAsync(stream, copy);
   } catch (const std::bad_alloc&) {
     return Status::OutOfMemory;
   }

@@ -11,9 +11,10 @@
 // run time, so a kernel launch costs no syscall.
 //
 // Execution model: work submitted to a stream runs in submission order. When a stream has nothing pending, a kernel
-// launched on it runs at once on the calling thread (the fast path: no queue, no thread switch). Asynchronous copies
-// (from pinned host memory) and cross-stream waits are queued on the stream's worker thread; later work on that stream
-// queues behind them, so order is always preserved.
+// launched on it runs at once on the calling thread (the fast path: no queue, no thread switch). Copies between
+// device memory and pinned host memory (or between devices) are the chip's DMA: they always go to the stream's worker
+// thread and overlap with the host, as do waits for an incomplete event (streamWaitEvent) and launchAsync; later work
+// on that stream queues behind them, so order is always preserved.
 //
 // Global state (arenas, stream and event registries, worker threads) lives until the process exits and is never torn
 // down, so exiting with work still queued neither hangs nor crashes (the queued work simply never runs).
@@ -108,8 +109,8 @@ Status runInOrder(Stream stream, F&& work);
 // Direction is inferred from the pointers (device pointers vs host pointers). Synchronous copies wait for the stream's
 // pending work (default stream of the device involved if stream is nullptr).
 Status memcpy(void* dst, const void* src, std::size_t bytes);
-// Asynchronous when the host side is pinned (or device to device); a pageable host buffer makes it synchronous, as
-// on CUDA.
+// Asynchronous (queued on the stream's worker) when the host side is pinned or both sides are device memory; a
+// pageable host buffer makes it synchronous, in stream order, as on CUDA.
 Status memcpyAsync(void* dst, const void* src, std::size_t bytes, Stream stream);
 // Strided copies are done by kernels through hostView().
 

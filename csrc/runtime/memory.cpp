@@ -66,10 +66,16 @@ class Arena {
     auto best = free_by_size_.lower_bound({length, 0});
     if (best == free_by_size_.end()) return Status::OutOfMemory;
     const auto [extent_length, offset] = *best;
-    allocations_.emplace(offset, length);
-    free_by_size_.erase(best);
-    free_by_offset_.erase(offset);
-    if (extent_length > length) addFreeExtent(offset + length, extent_length - length);
+    allocations_.emplace(offset, length);  // the only step that allocates: nothing changes if it throws
+    auto by_size = free_by_size_.extract(best);
+    auto by_offset = free_by_offset_.extract(offset);
+    if (extent_length > length) {  // the extent's nodes describe what is left of it
+      by_size.value() = {extent_length - length, offset + length};
+      by_offset.key() = offset + length;
+      by_offset.mapped() = extent_length - length;
+      free_by_size_.insert(std::move(by_size));
+      free_by_offset_.insert(std::move(by_offset));
+    }
     allocated_bytes_ += length;
     *dev_ptr = device_base_ + offset;
     return Status::Success;
