@@ -3,6 +3,7 @@
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/TensorImpl.h>
 
+#include <array>
 #include <cstring>
 
 #include "foo/allocator.h"
@@ -120,21 +121,55 @@ KernelScope::StoragePair* KernelScope::find(c10::StorageImpl* host) {
   return nullptr;
 }
 
+namespace {
+
+// Aliases recently built on this thread. Building a TensorImpl and a StorageImpl costs more than a small kernel, and
+// loops pass the same tensors again and again; an alias is a plain view of memory, so one whose memory and geometry
+// match is as good as a new one, provided nothing else still holds it.
+constexpr size_t kAliasCacheSize = 8;
+thread_local std::array<at::Tensor, kAliasCacheSize> t_alias_cache;
+thread_local size_t t_alias_cache_next = 0;
+
+at::Tensor cachedAlias(const at::Tensor& t, const void* host, const c10::StorageImpl& foo_storage) {
+  for (const at::Tensor& alias : t_alias_cache) {
+    if (!alias.defined() || alias.use_count() != 1) continue;
+    if (alias.storage().use_count() != 1) continue;
+    const c10::StorageImpl& storage = *alias.storage().unsafeGetStorageImpl();
+    if (storage.data() == host && storage.nbytes() == foo_storage.nbytes() &&
+        storage.resizable() == foo_storage.resizable() && alias.dtype() == t.dtype() &&
+        alias.storage_offset() == t.storage_offset() && alias.sizes() == t.sizes() && alias.strides() == t.strides()) {
+      return alias;
+    }
+  }
+  return at::Tensor();
+}
+
+}  // namespace
+
 at::Tensor KernelScope::alias(const at::Tensor& t) {
   if (!t.defined() || t.device().type() != kFoo) return t;
   c10::StorageImpl* foo_storage = t.storage().unsafeGetStorageImpl();
   for (StoragePair& pair : storages_) {
-    if (pair.foo.unsafeGetStorageImpl() == foo_storage) {
-      return makeTensor(c10::Storage(c10::intrusive_ptr<c10::StorageImpl>::reclaim_copy(pair.host)),
-                        c10::DispatchKey::CPU, t);
+    if (pair.foo.unsafeGetStorageImpl() != foo_storage) continue;
+    const at::Tensor& seen = pair.alias;
+    if (seen.defined() && seen.dtype() == t.dtype() && seen.storage_offset() == t.storage_offset() &&
+        seen.sizes() == t.sizes() && seen.strides() == t.strides()) {
+      return seen;
     }
+    return makeTensor(c10::Storage(c10::intrusive_ptr<c10::StorageImpl>::reclaim_copy(pair.host)),
+                      c10::DispatchKey::CPU, t);
   }
   void* host = foo_storage->data() ? foo_rt::hostView(foo_storage->data()) : nullptr;
-  // Resizable like the device storage, through the CPU allocator: a resize inside the kernel lands in device memory.
-  c10::Storage alias_storage(c10::Storage::use_byte_size_t(), foo_storage->nbytes(),
-                             at::DataPtr(host, c10::Device(c10::kCPU)), &g_cpu_allocator, foo_storage->resizable());
-  storages_.push_back({alias_storage.unsafeGetStorageImpl(), t.storage(), host});
-  return makeTensor(std::move(alias_storage), c10::DispatchKey::CPU, t);
+  at::Tensor result = cachedAlias(t, host, *foo_storage);
+  if (!result.defined()) {
+    // Resizable like the device storage, through the CPU allocator: a resize inside the kernel lands in device memory.
+    c10::Storage alias_storage(c10::Storage::use_byte_size_t(), foo_storage->nbytes(),
+                               at::DataPtr(host, c10::Device(c10::kCPU)), &g_cpu_allocator, foo_storage->resizable());
+    result = makeTensor(std::move(alias_storage), c10::DispatchKey::CPU, t);
+    t_alias_cache[t_alias_cache_next++ % kAliasCacheSize] = result;
+  }
+  storages_.push_back({result.storage().unsafeGetStorageImpl(), t.storage(), host, result});
+  return result;
 }
 
 c10::Storage KernelScope::fooStorageFor(c10::StorageImpl* host) {
@@ -160,14 +195,22 @@ c10::Storage KernelScope::fooStorageFor(c10::StorageImpl* host) {
     void* device_ptr = foo_rt::deviceAddress(data.get());
     const auto device = static_cast<c10::DeviceIndex>(foo_rt::pointerDevice(device_ptr));
     data.release_context();
-    foo = makeFooStorage(at::DataPtr(device_ptr, device_ptr, deviceAllocator().raw_deleter(), c10::Device(kFoo, device)),
-                         host->nbytes());
+    at::DataPtr device_data(device_ptr, device_ptr, deviceAllocator().raw_deleter(), c10::Device(kFoo, device));
+    if (c10::raw::intrusive_ptr::use_count(host) == 1) {
+      // Only the kernel's result holds this storage: turn it into the device storage instead of making another.
+      host->set_data_ptr_noswap(std::move(device_data));
+      host->set_allocator(&deviceAllocator());
+      host->set_resizable(true);
+      foo = c10::Storage(c10::intrusive_ptr<c10::StorageImpl>::reclaim_copy(host));
+    } else {
+      foo = makeFooStorage(std::move(device_data), host->nbytes());
+    }
   } else {
     // Memory the kernel did not get from us (a cached constant, a worker thread's buffer): upload it.
     foo = makeFooStorage(allocateDeviceMemory(device_, host->nbytes()), host->nbytes());
     FOO_CHECK(foo_rt::memcpy(foo.mutable_data(), data.get(), host->nbytes()));
   }
-  storages_.push_back({host, foo, host->data()});
+  storages_.push_back({host, foo, host->data(), at::Tensor()});
   return foo;
 }
 

@@ -55,6 +55,7 @@ class KernelScope {
     c10::StorageImpl* host;  // alias storage (or CPU storage a result was allocated in)
     c10::Storage foo;        // the device storage behind it
     const void* host_data;   // alias data pointer at creation, to detect re-allocation by resize
+    at::Tensor alias;        // the first alias made over it, handed out again for the same geometry (x + x)
   };
   c10::Storage fooStorageFor(c10::StorageImpl* host);
   StoragePair* find(c10::StorageImpl* host);

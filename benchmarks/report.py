@@ -1,0 +1,167 @@
+"""Run the import and op benchmarks and write benchmarks/results.md and benchmarks/ops_ratio.png.
+
+    python benchmarks/report.py [--no-build] [--quick]
+
+--no-build skips bench_import.py's cold build and rebuild (minutes on 2 cores); --quick runs bench_ops.py --quick.
+Both benchmarks run in subprocesses against this checkout's torch_foo (the repository is put first on PYTHONPATH).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+BENCHMARKS = Path(__file__).resolve().parent
+REPO = BENCHMARKS.parent
+
+# Lines that bench_import.py prints (it has no machine-readable output).
+COLD_BUILD = re.compile(r"^cold build .*?:\s+([\d.]+) s\s+\((\d+) units\)", re.MULTILINE)
+REBUILD = re.compile(r"^rebuild after editing (\S+):\s+([\d.]+) s\s+\((\d+) of (\d+) units recompiled", re.MULTILINE)
+WARM_IMPORT = re.compile(r"^(import torch(?:; import torch_foo)?)\s+median\s+([\d.]+) ms", re.MULTILINE)
+IMPORT_OVERHEAD = re.compile(r"^warm import torch_foo overhead: ([+-][\d.]+) ms .* the (\d+) ms goal", re.MULTILINE)
+
+
+def run_benchmark(script: str, *args: str) -> str:
+    """Runs benchmarks/<script>, streaming its output to the terminal; returns its stdout."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    command = [sys.executable, str(BENCHMARKS / script), *args]
+    print(f"$ {' '.join(command[1:])}", flush=True)
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    output = []
+    for line in process.stdout:
+        print(line, end="", flush=True)
+        output.append(line)
+    if process.wait() != 0:
+        sys.exit(f"{script} failed with exit status {process.returncode}")
+    return "".join(output)
+
+
+def import_rows(output: str) -> list[list[str]]:
+    """Table rows (measurement, foo, CPU, ratio, goal) from bench_import.py's output."""
+    warm = {code: float(ms) for code, ms in WARM_IMPORT.findall(output)}
+    overhead = IMPORT_OVERHEAD.search(output)
+    if len(warm) != 2 or not overhead:
+        sys.exit("could not read the warm import times from bench_import.py's output (has its format changed?)")
+    overhead_ms, goal_ms = float(overhead.group(1)), float(overhead.group(2))
+    with_foo, torch_alone = warm["import torch; import torch_foo"], warm["import torch"]
+    rows = [[
+        "warm `import torch; import torch_foo` vs `import torch`",
+        f"{with_foo:.0f} ms", f"{torch_alone:.0f} ms", f"{with_foo / torch_alone:.2f}x",
+        f"overhead <= {goal_ms:.0f} ms: {overhead_ms:+.0f} ms {verdict(overhead_ms <= goal_ms)}",
+    ]]
+    if cold := COLD_BUILD.search(output):
+        rows.append([f"cold build, empty cache ({cold.group(2)} units)", f"{float(cold.group(1)):.0f} s", "—", "—", "—"])
+    if rebuild := REBUILD.search(output):
+        path, seconds, recompiled, total = rebuild.groups()
+        rows.append([f"rebuild after editing {path} ({recompiled} of {total} units)", f"{float(seconds):.1f} s",
+                     "—", "—", "—"])
+    return rows
+
+
+def verdict(met: bool | None) -> str:
+    return {True: "✓", False: "✗ missed", None: ""}[met]
+
+
+def format_seconds(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.0f} ns"
+
+
+def op_rows(results: list[dict]) -> list[list[str]]:
+    rows = []
+    for result in results:
+        name = result["name"]
+        if result["group"] == "large fallback":
+            name += " — CPU fallback" if result["fallback_ops"] else " — NOT a fallback any more"
+        goal = "—" if result["goal"] is None else f"<= {result['goal']:.2f}x {verdict(result['meets_goal'])}"
+        rows.append([name, format_seconds(result["foo_seconds"]), format_seconds(result["cpu_seconds"]),
+                     f"{result['ratio']:.2f}x", goal])
+    return rows
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines)
+
+
+def write_results(path: Path, rows: list[list[str]], ops: dict, command: str) -> None:
+    machine = ops["machine"]
+    text = f"""# Benchmark results
+
+Produced by `{command}` on {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}. Ratios are foo time / CPU time
+(below 1.0: foo is faster); op times are medians of {ops['repeat']} interleaved samples per device
+(`benchmarks/bench_ops.py`), import times medians of warm interpreter starts (`benchmarks/bench_import.py`).
+
+- CPU: {cpu_model()}, {machine['cpus']} logical cores, {machine['torch_threads']} torch threads
+- torch {machine['torch']}, Python {machine['python']}, {machine['platform']}
+
+{markdown_table(["measurement", "foo", "CPU", "ratio", "goal"], rows)}
+
+![foo/CPU time ratio per op](ops_ratio.png)
+"""
+    path.write_text(text)
+
+
+def plot_ratios(path: Path, results: list[dict]) -> None:
+    names = [result["name"] for result in results][::-1]  # first measurement at the top
+    ratios = [result["ratio"] for result in results][::-1]
+    colours = {True: "tab:green", False: "tab:red", None: "tab:gray"}
+    figure, axes = plt.subplots(figsize=(9, 0.4 * len(names) + 1.5))
+    axes.barh(names, ratios, color=[colours[result["meets_goal"]] for result in results][::-1])
+    for row, result in enumerate(results[::-1]):
+        if result["goal"] is not None:
+            axes.plot([result["goal"]] * 2, [row - 0.4, row + 0.4], color="black", linestyle=":")
+        axes.text(result["ratio"], row, f" {result['ratio']:.2f}x", va="center", fontsize=8)
+    axes.axvline(1.0, color="black", linewidth=1)
+    axes.set_xlim(0, max(max(ratios), 2.0) * 1.15)
+    axes.set_xlabel("foo time / CPU time (lower is better; dotted: goal; green met, red missed, grey no goal)")
+    axes.set_title(f"torch_foo vs CPU, torch {torch.__version__}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-build", action="store_true", help="skip the cold build and rebuild timings")
+    parser.add_argument("--quick", action="store_true", help="bench_ops.py --quick (small sizes, a smoke run)")
+    args = parser.parse_args()
+
+    import_output = run_benchmark("bench_import.py", *(["--no-build"] if args.no_build else []))
+    with tempfile.TemporaryDirectory() as temporary:
+        ops_json = Path(temporary) / "ops.json"
+        run_benchmark("bench_ops.py", "--json", str(ops_json), *(["--quick"] if args.quick else []))
+        ops = json.loads(ops_json.read_text())
+
+    command = " ".join(["python benchmarks/report.py", *sys.argv[1:]])
+    write_results(BENCHMARKS / "results.md", import_rows(import_output) + op_rows(ops["results"]), ops, command)
+    plot_ratios(BENCHMARKS / "ops_ratio.png", ops["results"])
+    print(f"wrote {BENCHMARKS / 'results.md'} and {BENCHMARKS / 'ops_ratio.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The examples run end to end: quickstart.py and train_mlp.py as scripts, notebook.ipynb through a Jupyter kernel."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import torch_foo  # noqa: F401  (builds the backend here, once, before the examples' own processes import it)
+from helpers import REPO
+
+EXAMPLES = REPO / "examples"
+
+
+def this_checkout_first() -> dict:
+    """The environment for example processes: this checkout's torch_foo, whether or not it is installed."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+
+
+def run_example(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=REPO, env=this_checkout_first(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_quickstart():
+    result = run_example("quickstart.py", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for line in ("device count: 2", "round trip is exact", "mm on the second device", "mymuladd(a, b, 0.5)",
+                 "through the CPU fallback", "quickstart: all checks passed"):
+        assert line in result.stdout
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_train_mlp_matches_cpu_without_fallbacks(optimizer):
+    epochs = 8
+    result = run_example("train_mlp.py", "--epochs", str(epochs), "--optimizer", optimizer, "--min-accuracy", "0.8",
+                         timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line.split()[1] for line in result.stdout.splitlines() if line.startswith("epoch")] == [
+        f"{epoch}/{epochs}" for epoch in range(1, epochs + 1)
+    ]
+    assert "ops that ran through the CPU fallback: none" in result.stdout
+    assert "loss curves max abs difference" in result.stdout
+    assert result.stdout.splitlines()[-1] == "OK"
+
+
+def test_train_mlp_fails_below_min_accuracy():
+    result = run_example("train_mlp.py", "--epochs", "1", "--min-accuracy", "0.999", "--no-compare", timeout=120)
+    assert result.returncode == 1
+    assert "FAIL: test accuracy" in result.stdout
+    assert "same run on cpu" not in result.stdout
+
+
+def test_notebook_is_stored_without_outputs_and_runs(monkeypatch):
+    import nbclient
+    import nbformat
+
+    notebook = nbformat.read(EXAMPLES / "notebook.ipynb", as_version=4)
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.outputs == [] and cell.execution_count is None for cell in code_cells), "clear the outputs"
+
+    monkeypatch.setenv("PYTHONPATH", this_checkout_first()["PYTHONPATH"])  # the kernel inherits this environment
+    client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=120,
+                                     resources={"metadata": {"path": str(EXAMPLES)}})  # cwd, to import train_mlp
+    client.execute()
+
+    outputs = [output for cell in code_cells for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    text = "".join(output.get("text", "") for output in outputs)
+    for line in ("foo devices: 2", "loss curves max abs difference:",
+                 "ops that ran through the CPU fallback while training on foo: none", "with policy 'error'"):
+        assert line in text
+    assert any("image/png" in output.get("data", {}) for output in outputs), "the loss plot is missing"
