@@ -4,7 +4,7 @@ import threading
 import pytest
 import torch
 
-import torch_foo  # noqa: F401
+import torch_foo
 from helpers import run_python
 
 
@@ -197,3 +197,35 @@ def test_rng_reproducible_and_equal_to_cpu():
     gen = torch.Generator(device="foo:1").manual_seed(3)
     u = torch.empty(4, device="foo:1").uniform_(generator=gen)
     assert torch.equal(u.cpu(), torch.empty(4).uniform_(generator=torch.Generator().manual_seed(3)))
+
+
+def test_async_copy_is_ordered_by_events_across_streams():
+    """A non_blocking copy from pinned memory runs on the copy stream's worker; a kernel on another stream that waits
+    on an event recorded after the copy sees the complete data."""
+    source = torch.arange(1 << 22, dtype=torch.float32).pin_memory()
+    copy_stream, compute_stream = torch.foo.Stream(), torch.foo.Stream()
+    with torch.foo.stream(copy_stream):
+        on_device = source.to("foo", non_blocking=True)
+        copied = copy_stream.record_event()
+    compute_stream.wait_event(copied)
+    with torch.foo.stream(compute_stream):
+        total = on_device.sum(dtype=torch.float64)
+    compute_stream.synchronize()
+    assert total.item() == float((1 << 22) * ((1 << 22) - 1) // 2)
+    assert copied.query()
+
+
+def test_kernel_families_can_be_dropped_and_restored():
+    x = torch.rand(8, device="foo") + 0.5
+    torch_foo.reset_fallback_stats()
+    assert torch.ops.foo.drop_kernels("unary")
+    try:
+        assert "unary (dropped)" in torch.ops.foo.kernel_families()
+        dropped = x.exp()  # now served by the fallback, with the same result
+        assert "aten::exp.out" in torch_foo.fallback_stats()  # exp is composite over exp.out on other backends
+    finally:
+        assert torch.ops.foo.restore_kernels("unary")
+    torch_foo.reset_fallback_stats()
+    assert torch.equal(x.exp().cpu(), dropped.cpu())
+    assert torch_foo.fallback_stats() == {}
+    assert not torch.ops.foo.restore_kernels("unary")  # already registered
