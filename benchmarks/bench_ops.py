@@ -3,9 +3,9 @@
     python benchmarks/bench_ops.py [--quick] [--repeat N] [--json PATH]
 
 Measurements: small ops (add, mul, relu, sum on 16 elements, mm on 4x4), where per-call overhead dominates; the same
-ops on large inputs (16M elements, mm 2048x2048), where the kernels dominate; a large op without a foo kernel
-(cumsum on 16M floats, which runs through the CPU fallback: the report confirms it from torch_foo.fallback_stats());
-and one training step of an MLP.
+ops on large inputs (16M elements, mm 2048x2048; outputs preallocated, see large_cases), where the kernels dominate; a
+large op without a foo kernel (cumsum on 16M floats, which runs through the CPU fallback: the report confirms it from
+torch_foo.fallback_stats()); and one training step of an MLP.
 
 Each measurement builds its inputs once per device from the same CPU data, warms up both, then takes --repeat samples
 of each device, alternating which goes first so that drifting load on a shared machine hits both alike. A sample
@@ -28,9 +28,8 @@ import torch.nn.functional as F
 
 import torch_foo
 
-# The spec's goals for foo time / CPU time, by measurement group.
+# The spec's goals for foo time / CPU time.
 GOALS = {"small": 1.3, "large elementwise": 1.05, "large fallback": 2.0}
-ELEMENTWISE = ("add", "mul", "relu")
 
 
 @dataclass
@@ -44,6 +43,14 @@ class Sizes:
 
 
 QUICK_SIZES = Sizes(large_elements=1024 * 1024, large_mm=512, mlp_batch=64, mlp_width=256)
+
+
+@dataclass
+class Case:
+    name: str
+    group: str
+    goal: float | None  # foo time / CPU time
+    make_op: Callable[[str], Callable[[], object]]  # allocates the inputs on a device, returns the op to time
 
 
 @dataclass
@@ -65,30 +72,51 @@ class Result:
         return None if self.goal is None else self.ratio <= self.goal
 
 
-# A benchmark case: given a device, allocates its inputs there and returns the op to time.
-OpFactory = Callable[[str], Callable[[], object]]
-
-
 def op_on(device: str, op: Callable, *cpu_inputs: torch.Tensor) -> Callable[[], object]:
     inputs = [t.to(device) for t in cpu_inputs]
     return lambda: op(*inputs)
 
 
-def elementwise_cases(prefix: str, elements: int, mm_size: int, group: str) -> list[tuple[str, str, OpFactory]]:
-    generator = torch.Generator().manual_seed(0)
-    a, b = torch.randn(elements, generator=generator), torch.randn(elements, generator=generator)
-    m1, m2 = (torch.randn(mm_size, mm_size, generator=generator) for _ in range(2))
+def random_inputs(seed: int, *shapes: tuple[int, ...]) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(shape, generator=generator) for shape in shapes]
+
+
+def small_cases(elements: int, mm_size: int) -> list[Case]:
+    a, b, m1, m2 = random_inputs(0, (elements,), (elements,), (mm_size, mm_size), (mm_size, mm_size))
+    goal = GOALS["small"]
     return [
-        (f"{prefix} add ({elements:,})", group, lambda d: op_on(d, torch.add, a, b)),
-        (f"{prefix} mul ({elements:,})", group, lambda d: op_on(d, torch.mul, a, b)),
-        (f"{prefix} relu ({elements:,})", group, lambda d: op_on(d, torch.relu, a)),
-        (f"{prefix} sum ({elements:,})", group, lambda d: op_on(d, torch.sum, a)),
-        (f"{prefix} mm ({mm_size}x{mm_size})", group, lambda d: op_on(d, torch.mm, m1, m2)),
+        Case(f"small add ({elements})", "small", goal, lambda d: op_on(d, torch.add, a, b)),
+        Case(f"small mul ({elements})", "small", goal, lambda d: op_on(d, torch.mul, a, b)),
+        Case(f"small relu ({elements})", "small", goal, lambda d: op_on(d, torch.relu, a)),
+        Case(f"small sum ({elements})", "small", goal, lambda d: op_on(d, torch.sum, a)),
+        Case(f"small mm ({mm_size}x{mm_size})", "small", goal, lambda d: op_on(d, torch.mm, m1, m2)),
     ]
 
 
-def mlp_training_step(batch: int, width: int) -> OpFactory:
-    def factory(device: str) -> Callable[[], object]:
+def large_cases(elements: int, mm_size: int) -> list[Case]:
+    """Outputs are preallocated (out=, or in place for relu): a fresh 64 MB result per call would time the CPU
+    allocator, which returns such blocks to the OS and page-faults them back in on every call, while foo's caching
+    allocator reuses them."""
+    a, b, m1, m2 = random_inputs(1, (elements,), (elements,), (mm_size, mm_size), (mm_size, mm_size))
+    out, mm_out = torch.zeros(elements), torch.zeros(mm_size, mm_size)
+    goal = GOALS["large elementwise"]
+    return [
+        Case(f"large add, out= ({elements:,})", "large", goal,
+             lambda d: op_on(d, lambda x, y, o: torch.add(x, y, out=o), a, b, out)),
+        Case(f"large mul, out= ({elements:,})", "large", goal,
+             lambda d: op_on(d, lambda x, y, o: torch.mul(x, y, out=o), a, b, out)),
+        Case(f"large relu_ ({elements:,})", "large", goal, lambda d: op_on(d, torch.relu_, a)),
+        Case(f"large sum ({elements:,})", "large", None, lambda d: op_on(d, torch.sum, a)),
+        Case(f"large mm, out= ({mm_size}x{mm_size})", "large", None,
+             lambda d: op_on(d, lambda x, y, o: torch.mm(x, y, out=o), m1, m2, mm_out)),
+        Case(f"large cumsum, out= ({elements:,})", "large fallback", GOALS["large fallback"],
+             lambda d: op_on(d, lambda x, o: torch.cumsum(x, 0, out=o), a, out)),
+    ]
+
+
+def mlp_training_step(batch: int, width: int) -> Callable[[str], Callable[[], object]]:
+    def make_step(device: str) -> Callable[[], object]:
         torch.manual_seed(0)
         model = torch.nn.Sequential(
             torch.nn.Linear(width, width), torch.nn.ReLU(),
@@ -106,25 +134,16 @@ def mlp_training_step(batch: int, width: int) -> OpFactory:
 
         return step
 
-    return factory
+    return make_step
 
 
-def all_cases(sizes: Sizes) -> list[tuple[str, str, OpFactory]]:
-    large_input = torch.randn(sizes.large_elements, generator=torch.Generator().manual_seed(1))
+def all_cases(sizes: Sizes) -> list[Case]:
     return [
-        *elementwise_cases("small", sizes.small_elements, sizes.small_mm, "small"),
-        *elementwise_cases("large", sizes.large_elements, sizes.large_mm, "large"),
-        (f"large cumsum ({sizes.large_elements:,})", "large fallback",
-         lambda d: op_on(d, lambda x: torch.cumsum(x, 0), large_input)),
-        (f"MLP training step (batch {sizes.mlp_batch}, width {sizes.mlp_width})", "training",
-         mlp_training_step(sizes.mlp_batch, sizes.mlp_width)),
+        *small_cases(sizes.small_elements, sizes.small_mm),
+        *large_cases(sizes.large_elements, sizes.large_mm),
+        Case(f"MLP training step (batch {sizes.mlp_batch}, width {sizes.mlp_width})", "training", None,
+             mlp_training_step(sizes.mlp_batch, sizes.mlp_width)),
     ]
-
-
-def goal_for(name: str, group: str) -> float | None:
-    if group == "large":
-        return GOALS["large elementwise"] if name.split()[1] in ELEMENTWISE else None
-    return GOALS.get(group)
 
 
 def synchronizer(device: str) -> Callable[[], None]:
@@ -140,8 +159,8 @@ def seconds_per_call(op: Callable[[], object], sync: Callable[[], None], calls: 
     return (time.perf_counter() - start) / calls
 
 
-def measure(name: str, group: str, factory: OpFactory, repeat: int, sample_time: float) -> Result:
-    ops = {device: (factory(device), synchronizer(device)) for device in ("foo", "cpu")}
+def measure(case: Case, repeat: int, sample_time: float) -> Result:
+    ops = {device: (case.make_op(device), synchronizer(device)) for device in ("foo", "cpu")}
     for op, sync in ops.values():  # warm-up: allocator caches, lazy initialisation, thread pools
         seconds_per_call(op, sync, 2)
     calls = max(1, math.ceil(sample_time / seconds_per_call(*ops["cpu"], 1)))
@@ -158,8 +177,8 @@ def measure(name: str, group: str, factory: OpFactory, repeat: int, sample_time:
                 samples[device].append(seconds_per_call(*ops[device], calls))
     finally:
         gc.enable()
-    return Result(name, group, statistics.median(samples["foo"]), statistics.median(samples["cpu"]),
-                  goal_for(name, group), calls, fallback_ops)
+    return Result(case.name, case.group, statistics.median(samples["foo"]), statistics.median(samples["cpu"]),
+                  case.goal, calls, fallback_ops)
 
 
 def format_seconds(seconds: float) -> str:
@@ -187,6 +206,7 @@ def machine_info() -> dict:
         "torch_threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
+        "load_average_1min": os.getloadavg()[0],  # at the start: other processes skew the figures
     }
 
 
@@ -196,17 +216,24 @@ def main() -> None:
                         help="large inputs of 1M elements and mm 512x512, fewer repetitions (a smoke run)")
     parser.add_argument("--repeat", type=int, help="samples per device and measurement (default 11, --quick 5)")
     parser.add_argument("--sample-time", type=float, help="seconds one sample lasts at least (default 0.05)")
+    parser.add_argument("--threads", type=int,
+                        help="torch intra-op threads (default: torch's choice); 1 keeps parallel kernels from waiting "
+                             "on a core that another process is using")
     parser.add_argument("--json", metavar="PATH", help="also write the results to PATH as JSON")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sizes = QUICK_SIZES if args.quick else Sizes()
     repeat = args.repeat or (5 if args.quick else 11)
     sample_time = args.sample_time or (0.02 if args.quick else 0.05)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; medians of {repeat} samples per device")
+    machine = machine_info()
+    print(f"torch {torch.__version__}, {machine['torch_threads']} threads, "
+          f"load average {machine['load_average_1min']:.2f}; medians of {repeat} samples per device")
     print(f"{'measurement':<44} {'foo':>10} {'cpu':>10} {'foo/cpu':>8}")
     results = []
-    for name, group, factory in all_cases(sizes):
-        results.append(measure(name, group, factory, repeat, sample_time))
+    for case in all_cases(sizes):
+        results.append(measure(case, repeat, sample_time))
         print(describe(results[-1]), flush=True)
 
     missed = [r.name for r in results if r.meets_goal is False]
@@ -214,7 +241,7 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as file:
             json.dump({
-                "machine": machine_info(),
+                "machine": machine,
                 "sizes": asdict(sizes),
                 "repeat": repeat,
                 "goals": GOALS,

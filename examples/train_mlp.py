@@ -109,10 +109,10 @@ def train(device: str, epochs: int, optimizer_name: str, batch_size: int, verbos
             optimizer.step()
             epoch_loss += loss.detach() * len(batch_x)  # stays on the device: no sync per step
         losses.append(epoch_loss.item() / len(train_x))
-        if bar:
+        if bar is not None:
             bar.write(f"epoch {epoch + 1:3d}/{epochs}  loss {losses[-1]:.4f}")
             bar.update(1)
-    if bar:
+    if bar is not None:
         bar.close()
     return losses, accuracy(model, test_x, test_y)
 

@@ -229,3 +229,16 @@ def test_kernel_families_can_be_dropped_and_restored():
     assert torch.equal(x.exp().cpu(), dropped.cpu())
     assert torch_foo.fallback_stats() == {}
     assert not torch.ops.foo.restore_kernels("unary")  # already registered
+
+
+@pytest.mark.xfail(strict=True, reason="issue 6: the copy runs on the destination's stream, and later work on the "
+                                       "source device's stream is not ordered after it")
+def test_cross_device_non_blocking_copy_reads_its_source_before_later_writes():
+    for _ in range(3):  # each round is one chance for the write to overtake the copy
+        # An upload in flight on foo:1 delays the copy queued behind it.
+        torch.empty(64 << 20, dtype=torch.uint8).pin_memory().to("foo:1", non_blocking=True)
+        source = torch.zeros(1000, device="foo:0")
+        copied = source.to("foo:1", non_blocking=True)
+        source.add_(1)  # later work on foo:0's stream
+        torch.foo.synchronize(1)
+        assert torch.equal(copied.cpu(), torch.zeros(1000))

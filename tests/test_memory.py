@@ -1,4 +1,5 @@
 """The caching allocator: reuse, statistics, empty_cache, out-of-memory under a cap."""
+import pytest
 import torch
 
 import torch_foo  # noqa: F401
@@ -92,3 +93,19 @@ def test_device_count_from_environment():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "3"
+
+
+@pytest.mark.xfail(strict=True, raises=NotImplementedError,
+                   reason="issue 6: aten::record_stream has no foo kernel, and the CPU fallback cannot run it")
+def test_record_stream_defers_reuse_until_the_stream_is_done():
+    side = torch.foo.Stream()
+    with torch.foo.stream(side):  # an upload in flight keeps the side stream busy
+        torch.empty(64 << 20, dtype=torch.uint8).pin_memory().to("foo", non_blocking=True)
+    t = torch.empty(1 << 16, device="foo")
+    block = t.data_ptr()
+    t.record_stream(side)
+    del t
+    other = torch.empty(1 << 16, device="foo")
+    assert other.data_ptr() != block  # the side stream may still use the block
+    side.synchronize()
+    assert torch.empty(1 << 16, device="foo").data_ptr() == block
