@@ -231,8 +231,6 @@ def test_kernel_families_can_be_dropped_and_restored():
     assert not torch.ops.foo.restore_kernels("unary")  # already registered
 
 
-@pytest.mark.xfail(strict=True, reason="issue 6: the copy runs on the destination's stream, and later work on the "
-                                       "source device's stream is not ordered after it")
 def test_cross_device_non_blocking_copy_reads_its_source_before_later_writes():
     for _ in range(3):  # each round is one chance for the write to overtake the copy
         # An upload in flight on foo:1 delays the copy queued behind it.

@@ -56,8 +56,9 @@ if library_path is None and not _build.invoked_as_cli():
 elif library_path is not None:
     torch.ops.load_library(str(library_path))
 
-    from ._registration import register_backend
+    from ._registration import check_kernel_registration, register_backend
 
+    check_kernel_registration()
     register_backend()
 
     from . import ops  # noqa: F401  (fake kernels and autograd of the custom operators)

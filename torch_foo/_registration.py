@@ -12,3 +12,11 @@ def register_backend() -> None:
         torch.utils.generate_methods_for_privateuse1_backend(
             for_tensor=True, for_module=True, for_packed_sequence=True, for_storage=True
         )
+
+
+def check_kernel_registration() -> None:
+    """Raises ImportError if a kernel family of the loaded library failed to register (the C++ side keeps the error,
+    as throwing while the library loads would abort the process) or a kernel names an operator that does not exist."""
+    errors = torch.ops.foo.registration_errors()
+    if errors:
+        raise ImportError("torch_foo: the foo backend's kernels did not register:\n  " + "\n  ".join(errors))

@@ -1,10 +1,10 @@
-// torch.ops.foo: the backend's own operators, used by the Python package (no pybind11 needed).
+// torch.ops.foo: the backend's own operators, used by the Python package (no pybind11 needed). The kernel
+// registry's operators are defined beside it, in registration.cpp.
 #include <torch/library.h>
 
 #include "kernels/fallback.h"
 #include "foo/common.h"
 #include "foo/generator.h"
-#include "foo/registration.h"
 
 namespace torch_foo {
 namespace {
@@ -41,9 +41,6 @@ TORCH_LIBRARY(foo, m) {
     checkDeviceIndex(device);
     return defaultGenerator(static_cast<c10::DeviceIndex>(device));
   });
-  m.def("kernel_families() -> str[]", &kernelFamilies);
-  m.def("drop_kernels(str family) -> bool", [](const std::string& family) { return dropKernelFamily(family); });
-  m.def("restore_kernels(str family) -> bool", [](const std::string& family) { return restoreKernelFamily(family); });
 }
 
 }  // namespace torch_foo

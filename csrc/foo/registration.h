@@ -14,13 +14,16 @@ namespace torch_foo {
 
 using KernelRegistrar = void (*)(torch::Library&);
 
-// Registers a family now and remembers how to register it again.
+// Registers a family now and remembers how to register it again; false (error kept for registrationErrors) if the
+// dispatcher refused one of its kernels.
 bool addKernelFamily(const char* family, KernelRegistrar registrar, const char* file, uint32_t line);
 // Deregisters a family's kernels (their ops then go to the fallback); false if unknown or not registered.
 bool dropKernelFamily(const std::string& family);
 // Registers a dropped family again; false if unknown or already registered.
 bool restoreKernelFamily(const std::string& family);
 std::vector<std::string> kernelFamilies();
+// Families that failed to register at load and kernels registered under names aten does not define; empty if none.
+std::vector<std::string> registrationErrors();
 
 }  // namespace torch_foo
 

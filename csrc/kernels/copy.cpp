@@ -66,11 +66,27 @@ void copyDeviceToHost(const at::Tensor& src, const at::Tensor& dst, bool non_blo
   dst.copy_(staged);
 }
 
+// Later work on `waiting` starts only after the work queued so far on `producer` (no host blocking).
+void streamWaitStream(foo_rt::Stream waiting, foo_rt::Stream producer) {
+  foo_rt::Event done = nullptr;
+  FOO_CHECK(foo_rt::eventCreate(&done, foo_rt::kEventDisableTiming));
+  foo_rt::Status status = foo_rt::eventRecord(done, producer);
+  if (status == foo_rt::Status::Success) status = foo_rt::streamWaitEvent(waiting, done);
+  foo_rt::eventDestroy(done);  // a pending wait keeps its own reference to the capture
+  FOO_CHECK(status);
+}
+
 void copyAcrossDevices(const at::Tensor& src, const at::Tensor& dst, bool non_blocking) {
   // The destination's stream does the transfer after the source device's pending work.
-  FOO_CHECK(foo_rt::streamSynchronize(currentRuntimeStream(src.device().index())));
+  const foo_rt::Stream src_stream = currentRuntimeStream(src.device().index());
+  FOO_CHECK(foo_rt::streamSynchronize(src_stream));
   const c10::DeviceIndex device = dst.device().index();
-  if (isDenseMatch(src, dst)) return denseCopy(src, dst, device, non_blocking);
+  if (isDenseMatch(src, dst)) {
+    denseCopy(src, dst, device, non_blocking);
+    // An asynchronous transfer still reads src: later writes to it on its own device must wait for the transfer.
+    if (non_blocking) streamWaitStream(src_stream, currentRuntimeStream(device));
+    return;
+  }
   at::Tensor dense = contiguousOnDevice(src, dst, src.device().index());
   if (dst.is_contiguous()) return denseCopy(dense, dst, device, false);
   at::Tensor landed = at::empty(dst.sizes(), dst.options());

@@ -95,6 +95,11 @@ at::Tensor asStrided(const at::Tensor& self, c10::SymIntArrayRef size, c10::SymI
       offset ? std::optional<int64_t>(offset->guard_int(__FILE__, __LINE__)) : std::nullopt);
 }
 
+// The block returns to the cache only after the work queued on `stream` so far (see the allocator).
+void recordStream(at::Tensor& self, c10::Stream stream) {
+  deviceAllocator().recordStream(self.storage().data_ptr(), stream);
+}
+
 }  // namespace
 
 FOO_KERNELS(minimal, m) {
@@ -107,6 +112,7 @@ FOO_KERNELS(minimal, m) {
   m.impl("set_.source_Storage_storage_offset", TORCH_FN(setStorage));
   m.impl("set_.source_Storage", TORCH_FN(setWholeStorage));
   m.impl("set_.source_Tensor", TORCH_FN(setTensor));
+  m.impl("record_stream", TORCH_FN(recordStream));
 }
 
 }  // namespace torch_foo
