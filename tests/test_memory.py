@@ -39,6 +39,26 @@ def test_statistics_follow_allocations():
     assert torch.foo.memory_reserved() == torch.foo.memory_allocated()
 
 
+def test_small_and_large_pools_are_counted_apart():
+    def counts():
+        stats = torch.foo.memory_stats()
+        return {key: stats[f"{key}.current"] for key in (
+            "allocation.all", "allocation.small_pool", "allocation.large_pool",
+            "allocated_bytes.small_pool", "allocated_bytes.large_pool")}
+
+    before = counts()
+    small = torch.empty(1000, device="foo")  # 4000 bytes: small pool (blocks up to 1 MiB, as on CUDA)
+    large = torch.empty(1 << 20, device="foo")  # 4 MiB: large pool
+    during = counts()
+    assert during["allocation.all"] == before["allocation.all"] + 2
+    assert during["allocation.small_pool"] == before["allocation.small_pool"] + 1
+    assert during["allocation.large_pool"] == before["allocation.large_pool"] + 1
+    assert during["allocated_bytes.small_pool"] - before["allocated_bytes.small_pool"] >= 4000
+    assert during["allocated_bytes.large_pool"] - before["allocated_bytes.large_pool"] >= 4 << 20
+    del small, large
+    assert counts() == before
+
+
 def test_no_leak_after_many_cycles():
     x = torch.randn(64, device="foo")
     for _ in range(100):  # warm the cache

@@ -22,6 +22,16 @@ constexpr size_t kMinBlock = 512;
 constexpr size_t kSmallLimit = 1 << 20;
 constexpr size_t kLargeRounding = 128 << 10;
 
+using c10::CachingAllocator::StatType;
+
+// Every statistic counts in the aggregate and in the small pool (blocks up to 1 MiB, as CUDA's allocator) or the
+// large pool, so memory_stats()' "small_pool"/"large_pool" entries mean what they mean on CUDA.
+template <class F>
+void forEachPool(size_t block_size, F&& f) {
+  f(kAggregate);
+  f(static_cast<size_t>(block_size <= kSmallLimit ? StatType::SMALL_POOL : StatType::LARGE_POOL));
+}
+
 struct Block {
   void* ptr = nullptr;
   size_t size = 0;        // rounded size, what the runtime allocated
@@ -77,11 +87,13 @@ class CachingAllocator final : public c10::DeviceAllocator {
     block->stream = stream;
     pool.live.emplace(block->ptr, block);
     auto& stats = pool.stats;
-    stats.allocation[kAggregate].increase(1);
-    stats.active[kAggregate].increase(1);
-    stats.allocated_bytes[kAggregate].increase(block->size);
-    stats.active_bytes[kAggregate].increase(block->size);
-    stats.requested_bytes[kAggregate].increase(nbytes);
+    forEachPool(block->size, [&](size_t pool_type) {
+      stats.allocation[pool_type].increase(1);
+      stats.active[pool_type].increase(1);
+      stats.allocated_bytes[pool_type].increase(block->size);
+      stats.active_bytes[pool_type].increase(block->size);
+      stats.requested_bytes[pool_type].increase(nbytes);
+    });
     return at::DataPtr(block->ptr, block->ptr, &deleteBlock, where);
   }
 
@@ -152,11 +164,13 @@ class CachingAllocator final : public c10::DeviceAllocator {
     Block* block = it->second;
     pool.live.erase(it);
     auto& stats = pool.stats;
-    stats.allocation[kAggregate].decrease(1);
-    stats.active[kAggregate].decrease(1);
-    stats.allocated_bytes[kAggregate].decrease(block->size);
-    stats.active_bytes[kAggregate].decrease(block->size);
-    stats.requested_bytes[kAggregate].decrease(block->requested);
+    forEachPool(block->size, [&](size_t pool_type) {
+      stats.allocation[pool_type].decrease(1);
+      stats.active[pool_type].decrease(1);
+      stats.allocated_bytes[pool_type].decrease(block->size);
+      stats.active_bytes[pool_type].decrease(block->size);
+      stats.requested_bytes[pool_type].decrease(block->requested);
+    });
     if (block->used_on.empty()) {
       pool.cached[{block->stream, block->size}].push_back(block);
       return;
@@ -234,8 +248,10 @@ class CachingAllocator final : public c10::DeviceAllocator {
     }
     FOO_CHECK(status);
     pool.stats.num_device_alloc += 1;
-    pool.stats.segment[kAggregate].increase(1);
-    pool.stats.reserved_bytes[kAggregate].increase(size);
+    forEachPool(size, [&](size_t pool_type) {
+      pool.stats.segment[pool_type].increase(1);
+      pool.stats.reserved_bytes[pool_type].increase(size);
+    });
     Block* block = new Block;
     block->ptr = ptr;
     block->size = size;
@@ -260,8 +276,10 @@ class CachingAllocator final : public c10::DeviceAllocator {
       for (Block* block : blocks) {
         foo_rt::free(block->ptr);
         pool.stats.num_device_free += 1;
-        pool.stats.segment[kAggregate].decrease(1);
-        pool.stats.reserved_bytes[kAggregate].decrease(block->size);
+        forEachPool(block->size, [&](size_t pool_type) {
+          pool.stats.segment[pool_type].decrease(1);
+          pool.stats.reserved_bytes[pool_type].decrease(block->size);
+        });
         delete block;
       }
     }
