@@ -1,4 +1,6 @@
 """The foo device as PyTorch sees it: devices, guard, threads, streams, events, pinned memory, accelerator API."""
+import gc
+import os
 import threading
 
 import pytest
@@ -240,3 +242,31 @@ def test_cross_device_non_blocking_copy_reads_its_source_before_later_writes():
         source.add_(1)  # later work on foo:0's stream
         torch.foo.synchronize(1)
         assert torch.equal(copied.cpu(), torch.zeros(1000))
+
+
+def test_forked_child_cannot_use_foo_and_leaves_the_parents_tensors_alone():
+    x = torch.arange(1000.0, device="foo")
+    side = torch.foo.Stream()
+    with torch.foo.stream(side):  # work in flight on a worker thread the child will not have
+        torch.empty(32 << 20, dtype=torch.uint8).pin_memory().to("foo", non_blocking=True)
+    pid = os.fork()
+    if pid == 0:
+        failed = 1
+        try:
+            failed = int(not torch.foo._is_in_bad_fork())
+            for use in (lambda: x + 1, lambda: x.cpu(), side.synchronize, lambda: torch.ones(1, device="foo")):
+                try:
+                    use()
+                    failed += 1
+                except RuntimeError as error:
+                    failed += "forked" not in str(error)
+            del x  # must not hand the parent's memory back
+            gc.collect()
+        finally:
+            os._exit(failed)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert not torch.foo._is_in_bad_fork()
+    side.synchronize()
+    assert torch.equal(x.cpu(), torch.arange(1000.0))
+    assert torch.equal((x + 1).cpu(), torch.arange(1000.0) + 1)

@@ -197,7 +197,8 @@ def set_rng_state_all(new_states: list[torch.Tensor]) -> None:
 
 
 def _is_in_bad_fork() -> bool:
-    return False  # the simulated device has no driver state that a fork would break
+    """True in a child forked after the parent used foo: there every foo operation raises (as CUDA after fork)."""
+    return torch.ops.foo.in_bad_fork()
 
 
 # ---- memory ---------------------------------------------------------------------------------------------------------

@@ -155,6 +155,8 @@ class CachingAllocator final : public c10::DeviceAllocator {
   }
 
   void free(void* ptr) {
+    // In a forked child the parent's pools (and mutexes a parent thread may have held) are not ours to touch.
+    if (foo_rt::forkedChild()) return;
     const int device = foo_rt::pointerDevice(ptr);
     if (device < 0) return;  // never ours; nothing sane to do in a deleter
     DevicePool& pool = poolOf(device);
@@ -193,6 +195,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
 
   DevicePool& poolOf(c10::DeviceIndex device) {
     checkDeviceIndex(device);
+    TORCH_CHECK(!foo_rt::forkedChild(), "foo: ", foo_rt::statusString(foo_rt::Status::ForkedChild));
     std::call_once(pools_created_, [this] { pools_ = std::vector<DevicePool>(deviceCount()); });
     return pools_[device];
   }

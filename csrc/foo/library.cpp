@@ -37,6 +37,7 @@ TORCH_LIBRARY(foo, m) {
   m.def("set_fallback_policy(str policy) -> ()", [](const std::string& policy) {
     setFallbackPolicy(parseFallbackPolicy(policy));
   });
+  m.def("in_bad_fork() -> bool", [] { return foo_rt::forkedChild(); });
   m.def("default_generator(int device) -> Generator?", [](int64_t device) -> at::Generator {
     checkDeviceIndex(device);
     return defaultGenerator(static_cast<c10::DeviceIndex>(device));

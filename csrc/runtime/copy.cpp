@@ -31,6 +31,7 @@ bool isStable(const CopySide& side) { return side.device >= 0 || isPinned(side.a
 }  // namespace
 
 Status memcpy(void* dst, const void* src, std::size_t bytes) {
+  if (forkedChild()) return Status::ForkedChild;
   if (bytes == 0) return Status::Success;
   if (dst == nullptr || src == nullptr) return Status::InvalidValue;
   CopySide to, from;
@@ -45,6 +46,7 @@ Status memcpy(void* dst, const void* src, std::size_t bytes) {
 }
 
 Status memcpyAsync(void* dst, const void* src, std::size_t bytes, Stream stream) {
+  if (forkedChild()) return Status::ForkedChild;
   if (bytes == 0) return Status::Success;
   if (dst == nullptr || src == nullptr) return Status::InvalidValue;
   CopySide to, from;

@@ -2,7 +2,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <pthread.h>
 #include <strings.h>
+
+#include <atomic>
 
 #include "runtime/foo_runtime.h"
 #include "runtime/runtime_internal.h"
@@ -77,7 +80,23 @@ std::size_t memoryLimit() {
 
 namespace {
 thread_local int t_current_device = 0;
+
+std::atomic<bool> g_in_use{false};
+std::atomic<bool> g_forked_child{false};
+
+void onForkChild() {
+  if (g_in_use.load(std::memory_order_relaxed)) g_forked_child.store(true, std::memory_order_relaxed);
+}
+
+// Registered when the library loads, so no fork can slip between the first use and the registration.
+[[maybe_unused]] const int g_fork_handler_registered = pthread_atfork(nullptr, nullptr, &onForkChild);
 }  // namespace
+
+namespace detail {
+void markInUse() noexcept { g_in_use.store(true, std::memory_order_relaxed); }
+}  // namespace detail
+
+bool forkedChild() noexcept { return g_forked_child.load(std::memory_order_relaxed); }
 
 int deviceCount() {
   static const int count = detail::parseDeviceCount(std::getenv("TORCH_FOO_DEVICE_COUNT"));

@@ -107,6 +107,7 @@ Status eventDestroy(Event event) {
 }
 
 Status eventRecord(Event event, Stream stream) {
+  if (forkedChild()) return Status::ForkedChild;
   if (!isLive(event)) return Status::InvalidHandle;
   const int device = streamDevice(stream);
   if (device < 0) return Status::InvalidHandle;
@@ -125,6 +126,7 @@ Status eventRecord(Event event, Stream stream) {
 }
 
 Status eventQuery(Event event) {
+  if (forkedChild()) return Status::ForkedChild;
   if (!isLive(event)) return Status::InvalidHandle;
   const std::shared_ptr<Capture> capture = lastRecord(event);
   if (capture == nullptr || capture->done.load(std::memory_order_acquire)) return Status::Success;
@@ -132,6 +134,7 @@ Status eventQuery(Event event) {
 }
 
 Status eventSynchronize(Event event) {
+  if (forkedChild()) return Status::ForkedChild;
   if (!isLive(event)) return Status::InvalidHandle;
   const std::shared_ptr<Capture> capture = lastRecord(event);
   if (capture != nullptr) capture->wait();
@@ -139,6 +142,7 @@ Status eventSynchronize(Event event) {
 }
 
 Status streamWaitEvent(Stream stream, Event event) {
+  if (forkedChild()) return Status::ForkedChild;
   if (!isLive(event)) return Status::InvalidHandle;
   if (streamDevice(stream) < 0) return Status::InvalidHandle;
   std::shared_ptr<Capture> capture = lastRecord(event);

@@ -35,6 +35,7 @@ enum class Status : int {
   NotReady,          // query: work still pending
   DeviceMismatch,    // stream/event of one device used with another
   SystemError,       // mmap/memfd failure
+  ForkedChild,       // called in a child forked after the parent had used the runtime (see forkedChild)
 };
 
 const char* statusString(Status s);
@@ -47,6 +48,10 @@ Status getDevice(int* device);
 Status setDevice(int device);
 // Waits for all work on all streams of the device.
 Status deviceSynchronize(int device);
+// True in a process forked from one that had used the runtime (device memory or stream workers), as after fork()
+// with CUDA: the child shares the parent's device memory and has none of its worker threads, so every call that
+// touches memory or streams returns ForkedChild there, free() leaves the parent's memory alone, and nothing hangs.
+bool forkedChild() noexcept;
 
 // ---- device memory ------------------------------------------------------------------------------------------------
 // Per-device cap: TORCH_FOO_MEMORY_LIMIT (bytes, or with suffix KB/MB/GB/KiB/MiB/GiB), default 8 GiB.

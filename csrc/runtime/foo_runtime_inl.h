@@ -10,6 +10,7 @@ bool streamIdle(Stream stream) noexcept;
 template <class F>
 Status runInOrder(Stream stream, F&& work) {
   if (stream == nullptr) return Status::InvalidHandle;
+  if (forkedChild()) return Status::ForkedChild;
   if (!detail::streamIdle(stream)) {
     Status s = streamSynchronize(stream);
     if (s != Status::Success) return s;

@@ -174,6 +174,7 @@ Arena* arenaOrCreate(int device) {
   std::lock_guard<std::mutex> lock(g_arena_creation_mutex);
   arena = g_arenas[device].load(std::memory_order_relaxed);
   if (arena == nullptr) {
+    detail::markInUse();
     arena = Arena::create(device, detail::memoryLimit());
     g_arenas[device].store(arena, std::memory_order_release);
   }
@@ -206,6 +207,7 @@ bool isInsideAllocation(const void* ptr, std::size_t bytes) {
 }  // namespace detail
 
 Status malloc(int device, void** dev_ptr, std::size_t bytes) {
+  if (forkedChild()) return Status::ForkedChild;
   if (dev_ptr == nullptr) return Status::InvalidValue;
   if (!detail::isValidDevice(device)) return Status::InvalidDevice;
   *dev_ptr = nullptr;
@@ -220,7 +222,8 @@ Status malloc(int device, void** dev_ptr, std::size_t bytes) {
 }
 
 Status free(void* dev_ptr) {
-  if (dev_ptr == nullptr) return Status::Success;
+  // A forked child shares the memory with its parent: releasing it would punch holes in the parent's data.
+  if (dev_ptr == nullptr || forkedChild()) return Status::Success;
   int device = -1;
   Arena* arena = arenaOfDeviceAddress(dev_ptr, &device);
   if (arena == nullptr) return Status::InvalidValue;
@@ -232,6 +235,7 @@ Status free(void* dev_ptr) {
 }
 
 Status memGetInfo(int device, std::size_t* free_bytes, std::size_t* total_bytes) {
+  if (forkedChild()) return Status::ForkedChild;
   if (free_bytes == nullptr || total_bytes == nullptr) return Status::InvalidValue;
   if (!detail::isValidDevice(device)) return Status::InvalidDevice;
   Arena* arena = g_arenas[device].load(std::memory_order_acquire);

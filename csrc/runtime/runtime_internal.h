@@ -27,6 +27,10 @@ std::size_t memoryLimit();
 
 inline bool isValidDevice(int device) { return device >= 0 && device < deviceCount(); }
 
+// Called when the process first creates device memory or a stream worker: a child forked after that cannot use the
+// runtime (forkedChild).
+void markInUse() noexcept;
+
 // True when [ptr, ptr + bytes) lies inside one live allocation of device memory.
 bool isInsideAllocation(const void* ptr, std::size_t bytes);
 

@@ -20,6 +20,9 @@ const char* statusString(Status s) {
       return "stream or event belongs to another device";
     case Status::SystemError:
       return "system error (memfd, mmap or thread creation failed)";
+    case Status::ForkedChild:
+      return "the foo runtime was in use before this process was forked, and a forked child cannot use it: start "
+             "child processes with the 'spawn' or 'forkserver' method";
   }
   return "unknown status";
 }

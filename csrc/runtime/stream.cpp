@@ -144,7 +144,10 @@ void runWorker(StreamImpl* stream) {
 Status enqueue(StreamImpl* stream, std::function<void()>&& work) {
   try {
     std::lock_guard<std::mutex> lock(stream->mutex);
-    if (!stream->worker.joinable()) stream->worker = std::thread(runWorker, stream);
+    if (!stream->worker.joinable()) {
+      detail::markInUse();
+      stream->worker = std::thread(runWorker, stream);
+    }
     stream->queue.push_back(std::move(work));
     stream->pending.fetch_add(1, std::memory_order_relaxed);
   } catch (const std::bad_alloc&) {
@@ -182,6 +185,7 @@ Stream defaultStream(int device) {
 }
 
 Status streamCreate(int device, Stream* stream, int priority) {
+  if (forkedChild()) return Status::ForkedChild;
   if (stream == nullptr) return Status::InvalidValue;
   if (!detail::isValidDevice(device)) return Status::InvalidDevice;
   const int clamped_priority = priority < -1 ? -1 : (priority > 0 ? 0 : priority);
@@ -196,6 +200,7 @@ Status streamCreate(int device, Stream* stream, int priority) {
 }
 
 Status streamDestroy(Stream stream) {
+  if (forkedChild()) return Status::ForkedChild;
   if (stream == nullptr) return Status::InvalidHandle;
   if (t_worker_stream == stream) return Status::InvalidValue;  // its worker cannot join itself
   std::shared_ptr<StreamImpl> owned = registry().remove(stream);
@@ -216,17 +221,20 @@ int streamPriority(Stream stream) { return isLive(stream) ? stream->priority : 0
 std::int64_t streamId(Stream stream) { return isLive(stream) ? stream->id : -1; }
 
 Status streamQuery(Stream stream) {
+  if (forkedChild()) return Status::ForkedChild;
   if (!isLive(stream)) return Status::InvalidHandle;
   return detail::streamIdle(stream) ? Status::Success : Status::NotReady;
 }
 
 Status streamSynchronize(Stream stream) {
+  if (forkedChild()) return Status::ForkedChild;
   if (!isLive(stream)) return Status::InvalidHandle;
   waitUntilIdle(stream);
   return Status::Success;
 }
 
 Status deviceSynchronize(int device) {
+  if (forkedChild()) return Status::ForkedChild;
   if (!detail::isValidDevice(device)) return Status::InvalidDevice;
   try {
     for (const auto& stream : registry().streamsOf(device)) waitUntilIdle(stream.get());
@@ -237,6 +245,7 @@ Status deviceSynchronize(int device) {
 }
 
 Status launch(Stream stream, std::function<void()> work) {
+  if (forkedChild()) return Status::ForkedChild;
   if (!isLive(stream)) return Status::InvalidHandle;
   if (!work) return Status::InvalidValue;
   if (!detail::streamIdle(stream)) return enqueue(stream, std::move(work));
@@ -245,6 +254,7 @@ Status launch(Stream stream, std::function<void()> work) {
 }
 
 Status launchAsync(Stream stream, std::function<void()> work) {
+  if (forkedChild()) return Status::ForkedChild;
   if (!isLive(stream)) return Status::InvalidHandle;
   if (!work) return Status::InvalidValue;
   return enqueue(stream, std::move(work));
