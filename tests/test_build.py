@@ -200,6 +200,18 @@ except ImportError as error:
     assert (workspace.workdir / "build.log").stat().st_mtime_ns == failed_build_log
 
 
+def test_undefined_symbol_fails_the_link_not_the_import(workspace):
+    (workspace.sources / "value.cpp").write_text(
+        "#include <cstdint>\nint64_t declared_but_never_defined_xyz();\n"
+        "int64_t fixture_value() { return declared_but_never_defined_xyz(); }\n"
+    )
+    try:
+        with pytest.raises(_build.BuildError, match="declared_but_never_defined_xyz"):
+            _build.build(workspace.spec)
+    finally:
+        set_value(workspace.sources, 21)
+
+
 @pytest.mark.parametrize("corruption", ["truncated", "garbage"])
 def test_corrupted_library_is_detected_and_rebuilt(workspace, corruption):
     set_value(workspace.sources, 31)

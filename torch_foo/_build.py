@@ -236,7 +236,8 @@ def _plan(spec: BuildSpec, probe_compiler: bool) -> _Plan | None:
         f"-I{source_dir}",
         *spec.extra_cflags,
     )
-    ldflags = ("-shared", *spec.extra_ldflags, "-lc10", "-ltorch_cpu", "-ltorch")
+    # --no-undefined: a symbol nothing defines fails the link, with its name, instead of the later import.
+    ldflags = ("-shared", "-Wl,--no-undefined", *spec.extra_ldflags, "-lc10", "-ltorch_cpu", "-ltorch")
     toolchain = {
         "recipe": _RECIPE_VERSION,
         "name": spec.name,
