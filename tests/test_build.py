@@ -200,6 +200,33 @@ except ImportError as error:
     assert (workspace.workdir / "build.log").stat().st_mtime_ns == failed_build_log
 
 
+@pytest.mark.slow
+def test_a_changed_file_with_an_old_mtime_is_recompiled(workspace):
+    set_value(workspace.sources, 21)
+    load_answer(workspace.sources, workspace.root)
+    value = workspace.sources / "value.cpp"
+    old = value.stat().st_mtime_ns - 3600 * 10**9
+    set_value(workspace.sources, 34)  # as `cp -p` or `tar x` restoring an older copy would leave it
+    os.utime(value, ns=(old, old))
+    assert load_answer(workspace.sources, workspace.root).stdout.strip() == "34"
+    header = workspace.sources / "fixture.h"
+    content = header.read_text()
+
+    def set_header_constant(number):
+        header.write_text(content.replace("fixture_value();", f"fixture_value();\nconstexpr int64_t kValue = {number};"))
+
+    try:
+        set_header_constant(100)
+        set_value(workspace.sources, "kValue")
+        assert load_answer(workspace.sources, workspace.root).stdout.strip() == "100"
+        set_header_constant(200)  # only the header changes, again behind the last build's back
+        os.utime(header, ns=(old, old))
+        assert load_answer(workspace.sources, workspace.root).stdout.strip() == "200"
+    finally:
+        header.write_text(content)
+        set_value(workspace.sources, 21)
+
+
 def test_undefined_symbol_fails_the_link_not_the_import(workspace):
     (workspace.sources / "value.cpp").write_text(
         "#include <cstdint>\nint64_t declared_but_never_defined_xyz();\n"

@@ -33,6 +33,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,9 +152,11 @@ def build(spec: BuildSpec, force: bool = False) -> Path:
         # sources hash the same before and after.
         for _ in range(3):
             _write_ninja_file(plan)
+            started_ns = _forget_stale_objects(plan)
             _run_ninja(ninja, plan)
             settled = _plan(spec, probe_compiler=True)
             if settled.source_hash == plan.source_hash:
+                _record_inputs(plan, started_ns)
                 _publish(plan)
                 _prune(plan.lib_dir)
                 return plan.artifact
@@ -306,14 +309,20 @@ def _is_excluded_dir(path: Path) -> bool:
     )
 
 
-def _scan_sources(source_dir: Path) -> tuple[tuple[Path, ...], str]:
-    """The translation units under source_dir and a hash of every source and header there."""
-    if not source_dir.is_dir():
-        raise BuildError(f"torch_foo: the C++ source directory {source_dir} does not exist")
+def _hashed_files(source_dir: Path) -> list[Path]:
+    """Every source and header under source_dir that the build depends on, in a stable order."""
     hashed = []
     for dirpath, dirnames, filenames in os.walk(source_dir):
         dirnames[:] = sorted(d for d in dirnames if not _is_excluded_dir(Path(dirpath, d)))
         hashed += [Path(dirpath, f) for f in sorted(filenames) if f.endswith(HASHED_SUFFIXES)]
+    return hashed
+
+
+def _scan_sources(source_dir: Path) -> tuple[tuple[Path, ...], str]:
+    """The translation units under source_dir and a hash of every source and header there."""
+    if not source_dir.is_dir():
+        raise BuildError(f"torch_foo: the C++ source directory {source_dir} does not exist")
+    hashed = _hashed_files(source_dir)
     digest = hashlib.sha256()
     for path in hashed:
         content = path.read_bytes()
@@ -573,6 +582,34 @@ def _failure_message(plan: _Plan, log: str, returncode: int) -> str:
             f"Full log: {plan.workdir / 'build.log'}. Previously built libraries in {plan.lib_dir} are untouched.",
         ]
     )
+
+
+def _forget_stale_objects(plan: _Plan) -> int:
+    """Ninja recompiles a file only if it is newer than its object. A file whose content changed but whose mtime did
+    not move past the last build (restored with `cp -p`, `tar`, `rsync -t`, ...) would be linked from a stale object:
+    remove the objects it feeds (all of them for a header). Returns the time this build started, for the record."""
+    started = time.time_ns()
+    record_path = plan.workdir / "inputs.json"
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return started  # nothing built here yet (or from before the record existed)
+    stale = [
+        path
+        for path in _hashed_files(plan.source_dir)
+        if path.stat().st_mtime_ns <= record["started_ns"]
+        and record["files"].get(path.relative_to(plan.source_dir).as_posix()) != _file_sha256(path)
+    ]
+    if any(path.suffix not in COMPILED_SUFFIXES for path in stale):
+        shutil.rmtree(plan.workdir / "obj", ignore_errors=True)
+    for path in stale:
+        (plan.workdir / "obj" / f"{path.relative_to(plan.source_dir).as_posix()}.o").unlink(missing_ok=True)
+    return started
+
+
+def _record_inputs(plan: _Plan, started_ns: int) -> None:
+    files = {path.relative_to(plan.source_dir).as_posix(): _file_sha256(path) for path in _hashed_files(plan.source_dir)}
+    _write_atomically(plan.workdir / "inputs.json", json.dumps({"started_ns": started_ns, "files": files}).encode())
 
 
 def _remove_ninja_outputs(workdir: Path) -> None:
