@@ -1,0 +1,50 @@
+"""A plain (non-editable) install: the wheel carries the C++ sources and compiles nothing; the installed package's
+first import builds from its own copy of the sources, later imports load that build."""
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+COMPILING = "torch_foo: compiling the foo backend"
+
+
+def run(command, **kwargs):
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, **kwargs)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.mark.slow
+def test_wheel_ships_sources_and_installed_package_builds_on_first_import(tmp_path):
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+        cwd=tmp_path)
+    (wheel,) = tmp_path.glob("torch_foo-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "torch_foo/_csrc/foo/allocator.cpp" in names
+    assert "torch_foo/_csrc/runtime/foo_runtime.h" in names
+    assert not [n for n in names if n.endswith((".so", ".o"))], "the install step compiled something"
+    assert not [n for n in names if "/tests/" in n], "test sources of csrc/ were packaged"
+
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
+    python = str(venv / "bin" / "python")
+    run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)])
+    env = {"PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+           "TORCH_FOO_BUILD_DIR": str(tmp_path / "cache"), "MAX_JOBS": "2"}
+    code = ("import torch, torch_foo; print(torch_foo.library_path); "
+            "print(torch.ones(3, device='foo:1').add(1).cpu().tolist())")
+    first = run([python, "-c", code], cwd=tmp_path, env=env)
+    library, values = first.stdout.split("\n")[:2]
+    assert COMPILING in first.stderr
+    assert values == "[2.0, 2.0, 2.0]"
+    assert str(tmp_path / "cache") in library
+    installed_sources = run([python, "-c", "import torch_foo._build as b; print(b.backend_spec().source_dir)"],
+                            cwd=tmp_path, env=env).stdout.strip()
+    assert installed_sources.startswith(str(venv)) and installed_sources.endswith("_csrc")
+
+    second = run([python, "-c", code], cwd=tmp_path, env=env)
+    assert COMPILING not in second.stderr
+    assert second.stdout == first.stdout
