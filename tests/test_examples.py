@@ -29,15 +29,16 @@ def test_quickstart():
         assert line in result.stdout
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_train_mlp_matches_cpu_without_fallbacks(optimizer):
+@pytest.mark.parametrize("optimizer, device", [("sgd", "foo:1"), ("adam", "foo")])
+def test_train_mlp_matches_cpu_without_fallbacks(optimizer, device):
     epochs = 8
-    result = run_example("train_mlp.py", "--epochs", str(epochs), "--optimizer", optimizer, "--min-accuracy", "0.8",
-                         timeout=120)
+    result = run_example("train_mlp.py", "--epochs", str(epochs), "--optimizer", optimizer, "--device", device,
+                         "--min-accuracy", "0.8", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert [line.split()[1] for line in result.stdout.splitlines() if line.startswith("epoch")] == [
         f"{epoch}/{epochs}" for epoch in range(1, epochs + 1)
     ]
+    assert f"trained on {device} in" in result.stdout
     assert "ops that ran through the CPU fallback: none" in result.stdout
     assert "loss curves max abs difference" in result.stdout
     assert result.stdout.splitlines()[-1] == "OK"
