@@ -1,5 +1,6 @@
 """The torch.backends entry point: `import torch` alone makes foo usable; TORCH_DEVICE_BACKEND_AUTOLOAD=0 turns it
 off. Needs the package installed (pip install -e .) so the entry point exists."""
+import time
 from importlib.metadata import entry_points
 
 import pytest
@@ -32,3 +33,31 @@ def test_explicit_import_after_autoload_is_harmless():
     result = run_python("import torch, torch_foo; import importlib; print(torch.foo.is_available())")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
+
+
+def test_import_torch_without_a_build_warns_and_does_not_compile(tmp_path):
+    """With no build for the current sources (an empty build cache), `import torch` must neither compile nor fail: it
+    warns and leaves foo disabled. (`import torch_foo` would then compile the whole backend: not done here.)"""
+    build_dir = tmp_path / "empty-cache"
+    build_dir.mkdir(mode=0o700)
+    started = time.monotonic()
+    result = run_python(
+        """
+        import sys, torch
+        print(hasattr(torch, "foo"), "torch_foo" in sys.modules, torch._C._get_privateuse1_backend_name())
+        try:
+            torch.empty(1, device="foo")
+            print("foo usable")
+        except RuntimeError:
+            print("foo unusable")
+        """,
+        env={"TORCH_FOO_BUILD_DIR": str(build_dir), "TORCH_FOO_QUIET": "0", "TORCH_FOO_VERBOSE": "1"},
+        timeout=60,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert "no build of the foo backend matches" in result.stderr, result.stderr
+    assert "compiling" not in result.stderr.lower(), result.stderr
+    assert result.stdout.split() == ["False", "False", "privateuseone", "foo", "unusable"]
+    assert list(build_dir.iterdir()) == []  # nothing built, nothing locked
+    assert elapsed < 20, elapsed  # a compile takes about a minute on 2 cores; import torch about a second

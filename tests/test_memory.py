@@ -1,4 +1,6 @@
 """The caching allocator: reuse, statistics, empty_cache, out-of-memory under a cap."""
+import re
+
 import torch
 
 import torch_foo  # noqa: F401
@@ -92,17 +94,62 @@ def test_out_of_memory_under_cap():
             print("OOM:", exc)
         # the process keeps working and the failed allocation left nothing behind
         assert torch.foo.memory_allocated() == 40 << 20, torch.foo.memory_allocated()
-        del a
+        assert torch.foo.memory_stats()["num_ooms"] == 1
+        x = torch.arange(1000.0, device="foo")
+        assert torch.equal((x * 2).cpu(), torch.arange(1000.0) * 2)
+        del a, x
         b = torch.empty(60 << 20, dtype=torch.uint8, device="foo")
+        b.fill_(7)
+        assert b[-1].item() == 7
         print("after", torch.foo.memory_allocated())
         """,
         env={"TORCH_FOO_MEMORY_LIMIT": "64MiB"},
     )
     assert result.returncode == 0, result.stderr
     assert "OOM:" in result.stdout
-    message = result.stdout.split("OOM:")[1]
+    message = result.stdout.split("OOM:")[1].splitlines()[0]
     assert "30.00 MiB" in message and "64.00 MiB" in message and "foo:0" in message
+    # what is in use by tensors, what the allocator caches, what is free
+    assert "40.00 MiB is allocated by tensors" in message, message
+    assert re.search(r"(\d+\.\d\d [KMG]iB|\d+ bytes) is cached by the allocator", message), message
+    assert "24.00 MiB is free" in message, message
     assert f"after {60 << 20}" in result.stdout
+
+
+def test_mem_get_info_follows_new_segments():
+    torch.foo.synchronize(1)
+    torch.foo.empty_cache()
+    free, total = torch.foo.mem_get_info(1)
+    assert 0 < free <= total
+    reserved = torch.foo.memory_reserved(1)
+    t = torch.empty((3 << 20) + 1, dtype=torch.uint8, device="foo:1")  # the cache is empty: a new segment
+    grown = torch.foo.memory_reserved(1) - reserved
+    assert grown >= (3 << 20) + 1
+    free_after, total_after = torch.foo.mem_get_info("foo:1")
+    assert total_after == total
+    assert free - free_after == grown  # the device lost exactly the new segment
+    assert torch.accelerator.get_memory_info(1) == (free_after, total)
+    del t
+    assert torch.foo.mem_get_info(1)[0] == free_after  # cached, still taken from the device
+    torch.foo.empty_cache()
+    assert torch.foo.mem_get_info(1)[0] == free
+
+
+def test_mem_get_info_total_is_the_cap():
+    result = run_python(
+        """
+        import torch, torch_foo
+        print(*torch.foo.mem_get_info(0), *torch.foo.mem_get_info(1))
+        t = torch.empty(5 << 20, dtype=torch.uint8, device="foo:1")
+        print(*torch.foo.mem_get_info(1))
+        """,
+        env={"TORCH_FOO_MEMORY_LIMIT": "48MiB"},
+    )
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.splitlines()
+    cap = 48 << 20
+    assert [int(v) for v in first.split()] == [cap, cap, cap, cap]
+    assert [int(v) for v in second.split()] == [cap - (5 << 20), cap]
 
 
 def test_device_count_from_environment():

@@ -171,8 +171,8 @@ def seed() -> None:
 
 
 def seed_all() -> None:
-    for index in range(device_count()):
-        default_generator(index).seed()
+    """One fresh random seed for every device, as torch.cuda.seed_all."""
+    manual_seed_all(torch.Generator().seed())
 
 
 def initial_seed() -> int:

@@ -37,7 +37,7 @@ struct Block {
   size_t size = 0;        // rounded size, what the runtime allocated
   size_t requested = 0;
   c10::StreamId stream = 0;
-  std::unordered_set<c10::StreamId> used_on;  // other streams recorded with recordStream
+  std::unordered_set<c10::Stream> used_on;  // other streams (of any device) recorded with recordStream
 };
 
 struct PendingFree {
@@ -118,13 +118,13 @@ class CachingAllocator final : public c10::DeviceAllocator {
     TORCH_CHECK(stream.device_type() == kFoo, "recordStream expects a foo stream, got ", stream);
     const c10::DeviceIndex device = foo_rt::pointerDevice(data.get());
     TORCH_CHECK(device >= 0, "recordStream: pointer is not foo device memory");
-    TORCH_CHECK(device == stream.device_index(), "recordStream: tensor on foo:", int(device),
-                " recorded on a stream of ", stream.device());
     DevicePool& pool = poolOf(device);
     std::lock_guard<std::mutex> lock(pool.mutex);
     auto it = pool.live.find(data.get());
     TORCH_CHECK(it != pool.live.end(), "recordStream: pointer was not allocated by the foo allocator");
-    if (stream.id() != it->second->stream) it->second->used_on.insert(stream.id());
+    Block* block = it->second;
+    // As CUDA's allocator: a stream of another device (reading the block across devices) counts too.
+    if (stream.device_index() != device || stream.id() != block->stream) block->used_on.insert(stream);
   }
 
   DeviceStats getDeviceStats(c10::DeviceIndex device) override {
@@ -178,9 +178,9 @@ class CachingAllocator final : public c10::DeviceAllocator {
       return;
     }
     PendingFree pending{block, {}};
-    for (c10::StreamId id : block->used_on) {
-      // Stream ids were validated by recordStream, so looking the stream up again cannot fail.
-      foo_rt::Stream stream = runtimeStream(c10::Stream(c10::Stream::UNSAFE, c10::Device(kFoo, device), id));
+    for (const c10::Stream& used : block->used_on) {
+      // Streams were validated by recordStream, so looking them up again cannot fail.
+      foo_rt::Stream stream = runtimeStream(used);
       foo_rt::Event event = nullptr;
       if (foo_rt::eventCreate(&event, foo_rt::kEventDisableTiming) != foo_rt::Status::Success) continue;
       foo_rt::eventRecord(event, stream);

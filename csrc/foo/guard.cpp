@@ -88,11 +88,9 @@ struct GuardImpl final : public c10::impl::DeviceGuardImplInterface {
 
   void block(void* event, const c10::Stream& stream) const override {
     if (event == nullptr) return;  // never recorded: nothing to wait for
-    auto* foo_event = static_cast<foo_rt::Event>(event);
-    const int recorded_on = foo_rt::eventDevice(foo_event);
-    TORCH_CHECK(recorded_on == -1 || recorded_on == stream.device_index(), "a foo event recorded on foo:",
-                recorded_on, " cannot be waited on by a stream of ", stream.device());
-    FOO_CHECK(foo_rt::streamWaitEvent(runtimeStream(stream), foo_event));
+    // A stream may wait for an event recorded on another device, as cudaStreamWaitEvent allows (torch.cuda relies on
+    // it for wait_stream between devices): the runtime orders the wait whatever device the event was recorded on.
+    FOO_CHECK(foo_rt::streamWaitEvent(runtimeStream(stream), static_cast<foo_rt::Event>(event)));
   }
 
   bool queryEvent(void* event) const override {
@@ -111,6 +109,13 @@ struct GuardImpl final : public c10::impl::DeviceGuardImplInterface {
 
   double elapsedTime(void* start, void* end, const c10::DeviceIndex /*device*/) const override {
     TORCH_CHECK(start != nullptr && end != nullptr, "both foo events must be recorded before elapsed_time");
+    // As cudaEventElapsedTime: the two events must have been recorded on the same device (each device has its own
+    // clock on real hardware, so a difference across devices means nothing).
+    const int start_device = foo_rt::eventDevice(static_cast<foo_rt::Event>(start));
+    const int end_device = foo_rt::eventDevice(static_cast<foo_rt::Event>(end));
+    TORCH_CHECK_VALUE(start_device == end_device,
+                      "elapsed_time: both foo events must be recorded on the same device, but one was recorded on "
+                      "foo:", start_device, " and the other on foo:", end_device);
     float ms = 0;
     const foo_rt::Status status =
         foo_rt::eventElapsedTime(&ms, static_cast<foo_rt::Event>(start), static_cast<foo_rt::Event>(end));

@@ -5,6 +5,7 @@
 #include "foo/common.h"
 #include "foo/generator.h"
 #include "foo/host_allocator.h"
+#include "foo/stream.h"
 
 namespace torch_foo {
 namespace {
@@ -44,7 +45,13 @@ void Hooks::resizePrivateUse1Bytes(const c10::Storage& storage, size_t new_bytes
   const c10::DeviceIndex device = impl->device().index();
   at::DataPtr fresh = allocateDeviceMemory(device, new_bytes);
   const size_t keep = std::min(new_bytes, impl->nbytes());
-  if (keep > 0) FOO_CHECK(foo_rt::memcpy(fresh.get(), impl->data(), keep));
+  if (keep > 0) {
+    // In the order of the device's current stream, as CUDA's resize copies on the current stream: work queued there
+    // (e.g. a non_blocking upload into this storage) lands before the bytes are kept. foo_rt::memcpy alone orders
+    // only with the default stream. Synchronous, so the old block is released only after the copy has read it.
+    FOO_CHECK(foo_rt::streamSynchronize(currentRuntimeStream(device)));
+    FOO_CHECK(foo_rt::memcpy(fresh.get(), impl->data(), keep));
+  }
   impl->set_data_ptr_noswap(std::move(fresh));
   impl->set_nbytes(new_bytes);
 }
