@@ -41,7 +41,14 @@ def _mymul_fake(a, b):
 
 @torch.library.register_fake("foo::myadd_out")
 def _myadd_out_fake(a, b, out):
+    # The same checks as the C++ kernel: a traced call whose result goes unused must still fail like eager.
     _check_pair("myadd_out", a, b)
+    torch._check(
+        out.shape == a.shape and out.dtype == a.dtype and out.device == a.device,
+        lambda: f"myadd_out: out must match a in shape, dtype and device, got {tuple(out.shape)} {out.dtype} on "
+        f"{out.device} for a {tuple(a.shape)} {a.dtype} on {a.device}",
+    )
+    torch._check(out.is_contiguous(), lambda: "myadd_out: out must be contiguous")
 
 
 def _mymuladd_setup(ctx, inputs, output):
