@@ -75,7 +75,12 @@ c10::DeviceIndex findDevice(const c10::FunctionSchema& schema, c10::ArrayRef<c10
   for (size_t i = 0; i < args.size(); ++i) {
     const c10::IValue& v = args[i];
     if (v.isTensor()) {
-      checker.add(v.toTensor());
+      // The _foreach_*.Tensor overloads take their per-tensor scalars as a 1-D CPU tensor, as on CUDA.
+      if (schema.arguments()[i].name() == "scalars") {
+        checker.addAllowingCpu(v.toTensor());
+      } else {
+        checker.add(v.toTensor());
+      }
     } else if (v.isTensorList()) {
       for (const at::Tensor& t : v.toTensorVector()) checker.add(t);
     } else if (v.isList() && isTensorOptionalList(schema.arguments()[i].type())) {
