@@ -173,6 +173,42 @@ def test_editing_one_unit_recompiles_only_it_quietly(workspace):
     assert sorted(name for name in after if after[name] != before.get(name)) == ["obj/value.cpp.o"]
 
 
+def test_warm_import_of_the_real_backend_imports_no_cpp_extension_and_spawns_nothing():
+    import torch_foo  # noqa: F401  (builds the backend if needed, in this process)
+    from helpers import run_python as run_in_repo
+
+    result = run_in_repo("""
+        import os, subprocess, sys
+        def refuse(*args, **kwargs):
+            raise AssertionError("the warm path spawned a process")
+        subprocess.Popen = os.system = os.fork = os.posix_spawn = os.posix_spawnp = refuse
+        import torch, torch_foo
+        assert torch.ones(1, device="foo").is_foo
+        print("torch.utils.cpp_extension" in sys.modules, "filelock" in sys.modules, "ninja" in sys.modules)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False", "False"]
+
+
+def test_verbose_shows_commands_and_max_jobs_limits_ninja(workspace, monkeypatch):
+    commands = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(command, *args, **kwargs):
+        commands.append(command)
+        return real_popen(command, *args, **kwargs)
+
+    monkeypatch.setattr(_build.subprocess, "Popen", recording_popen)
+    monkeypatch.setenv("TORCH_FOO_VERBOSE", "1")
+    monkeypatch.setenv("MAX_JOBS", "1")
+    set_value(workspace.sources, 13)
+    _build.build(workspace.spec)
+    (ninja_command,) = [c for c in commands if Path(c[0]).name == "ninja"]
+    assert ninja_command[1:] == ["-v", "-j", "1"]
+    log = (workspace.workdir / "build.log").read_text()
+    assert re.search(r"-c \S*value\.cpp -o obj/value\.cpp\.o", log), log  # the full command, not "CXX value.cpp"
+
+
 @pytest.mark.slow
 def test_compile_error_raises_build_error_and_keeps_the_last_good_build(workspace):
     set_value(workspace.sources, 21)
@@ -407,7 +443,7 @@ def test_missing_compiler_says_to_install_one(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------------------- keys and specs
 
 
-def test_key_changes_with_torch_version_git_version_and_compiler(tmp_path, monkeypatch):
+def test_key_changes_with_torch_version_git_version_compiler_python_abi_and_flags(tmp_path, monkeypatch):
     spec = fixture_spec(fresh_sources(tmp_path), tmp_path / "root")
     toolchain_dir = _build.library_path(spec).parents[1]
 
@@ -421,8 +457,10 @@ def test_key_changes_with_torch_version_git_version_and_compiler(tmp_path, monke
         toolchain_dir_with(lambda patch: patch.setattr(torch, "__version__", "2.99.0")),
         toolchain_dir_with(lambda patch: patch.setattr(torch.version, "git_version", "0" * 40)),
         toolchain_dir_with(lambda patch: patch.setenv("CXX", "g++")),
+        toolchain_dir_with(lambda patch: patch.setattr(_build, "_python_abi", lambda: "cpython-399-x86_64-linux-gnu")),
+        _build.library_path(fixture_spec(spec.source_dir, tmp_path / "root", extra_cflags=("-O3",))).parents[1],
     }
-    assert len(keys) == 4
+    assert len(keys) == 6
     assert _build.library_path(spec).parents[1] == toolchain_dir
 
 
