@@ -167,7 +167,7 @@ def plot_ratios(path: Path, results: list[dict]) -> None:
         Patch(color=colours[False], label="misses its goal"),
         Patch(color=colours[None], label="no goal"),
         Line2D([], [], color="black", linestyle=":", label="goal"),
-    ], loc="lower right", fontsize=8)
+    ], loc="upper right", fontsize=8)  # the top rows (small ops) end well left of it
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
