@@ -1,5 +1,7 @@
 """The examples run end to end: quickstart.py and train_mlp.py as scripts, notebook.ipynb through a Jupyter kernel."""
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -71,3 +73,37 @@ def test_notebook_is_stored_without_outputs_and_runs(monkeypatch):
                  "ops that ran through the CPU fallback while training on foo: none", "with policy 'error'"):
         assert line in text
     assert any("image/png" in output.get("data", {}) for output in outputs), "the loss plot is missing"
+
+
+@pytest.mark.slow
+def test_custom_kernel_walkthrough_applies_builds_and_passes(tmp_path):
+    """Follows examples/custom_kernel.md on a copy of csrc/ and tests/: its diffs must apply, the rebuilt backend must
+    run erf natively, and the walk-through's test selection must pass."""
+    walkthrough = (EXAMPLES / "custom_kernel.md").read_text()
+    kernel_diff, *test_diffs = re.findall(r"```diff\n(.*?)```", walkthrough, re.DOTALL)
+    shutil.copytree(REPO / "csrc", tmp_path / "csrc", ignore=shutil.ignore_patterns("build*"))
+    shutil.copytree(REPO / "tests", tmp_path / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    applied = subprocess.run(["patch", "-p1", "--no-backup-if-mismatch", "-d", str(tmp_path)], input=kernel_diff,
+                             capture_output=True, text=True)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    test_ops = tmp_path / "tests" / "test_ops.py"
+    for diff in test_diffs:
+        old = [line[1:] for line in diff.splitlines() if line.startswith("-")]
+        new = [line[1:] for line in diff.splitlines() if line.startswith("+")]
+        content = test_ops.read_text()
+        assert content.count("\n".join(old)) == 1, f"the walk-through's diff no longer matches tests/test_ops.py: {old}"
+        test_ops.write_text(content.replace("\n".join(old), "\n".join(new)))
+
+    env = dict(this_checkout_first(), TORCH_FOO_SOURCE_DIR=str(tmp_path / "csrc"),
+               TORCH_FOO_BUILD_DIR=str(tmp_path / "build"), TORCH_FOO_QUIET="1")
+    check = subprocess.run(
+        [sys.executable, "-c", "import torch, torch_foo; x = torch.randn(4, device='foo'); "
+         "assert torch.equal(torch.erf(x).cpu(), torch.erf(x.cpu())); print(torch_foo.fallback_stats())"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.strip() == "{}"
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_ops), "-k", "unary or native_ops"],
+        cwd=tmp_path / "tests", env=env, capture_output=True, text=True, timeout=900)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert " passed" in tests.stdout and "failed" not in tests.stdout
