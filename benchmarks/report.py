@@ -176,21 +176,26 @@ def plot_ratios(path: Path, results: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-build", action="store_true", help="skip the cold build and rebuild timings")
-    parser.add_argument("--quick", action="store_true", help="bench_ops.py --quick (small sizes, a smoke run)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: bench_ops.py --quick (small sizes), 3 warm imports of each kind")
     parser.add_argument("--threads", type=int, help="bench_ops.py --threads: torch intra-op threads")
+    parser.add_argument("--output-dir", type=Path, default=BENCHMARKS,
+                        help="where results.md and ops_ratio.png go (default benchmarks/)")
     args = parser.parse_args()
     ops_options = [*(["--quick"] if args.quick else []), *(["--threads", str(args.threads)] if args.threads else [])]
+    import_options = [*(["--no-build"] if args.no_build else []), *(["--repeat", "3"] if args.quick else [])]
 
-    import_output = run_benchmark("bench_import.py", *(["--no-build"] if args.no_build else []))
+    import_output = run_benchmark("bench_import.py", *import_options)
     with tempfile.TemporaryDirectory() as temporary:
         ops_json = Path(temporary) / "ops.json"
         run_benchmark("bench_ops.py", "--json", str(ops_json), *ops_options)
         ops = json.loads(ops_json.read_text())
 
     command = " ".join(["python benchmarks/report.py", *sys.argv[1:]])
-    write_results(BENCHMARKS / "results.md", import_rows(import_output) + op_rows(ops["results"]), ops, command)
-    plot_ratios(BENCHMARKS / "ops_ratio.png", ops["results"])
-    print(f"wrote {BENCHMARKS / 'results.md'} and {BENCHMARKS / 'ops_ratio.png'}")
+    results, plot = args.output_dir / "results.md", args.output_dir / "ops_ratio.png"
+    write_results(results, import_rows(import_output) + op_rows(ops["results"]), ops, command)
+    plot_ratios(plot, ops["results"])
+    print(f"wrote {results} and {plot}")
 
 
 if __name__ == "__main__":

@@ -107,3 +107,17 @@ def test_custom_kernel_walkthrough_applies_builds_and_passes(tmp_path):
         cwd=tmp_path / "tests", env=env, capture_output=True, text=True, timeout=900)
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert " passed" in tests.stdout and "failed" not in tests.stdout
+
+
+@pytest.mark.slow
+def test_benchmark_report_smoke_run(tmp_path):
+    """benchmarks/report.py --quick runs both benchmarks, parses their output and writes the table and the plot."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "report.py"), "--quick", "--no-build", "--output-dir", str(tmp_path)],
+        cwd=REPO, env=this_checkout_first(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = (tmp_path / "results.md").read_text()
+    for row in ("warm `import torch; import torch_foo` vs `import torch`", "small add (16)", "large cumsum",
+                "MLP training step", "![foo/CPU time ratio per op](ops_ratio.png)"):
+        assert row in table
+    assert (tmp_path / "ops_ratio.png").read_bytes().startswith(b"\x89PNG")
