@@ -138,7 +138,7 @@ def test_binary_with_scalars(op_name, kwargs, a, scalar, device):
         check(fn, torch.tensor(scalar), a, device=device, cpu_scalar_positions=(0,))
 
 
-UNARY = ["neg", "abs", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "relu"]
+UNARY = ["neg", "abs", "exp", "log", "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tanh", "sigmoid", "relu"]
 
 
 @pytest.mark.parametrize("op_name", UNARY)
@@ -441,7 +441,7 @@ def test_native_ops_do_not_fall_back():
                    a.pow(3), torch.pow(2, a), a.argmin(1, keepdim=True), a * cpu_scalar, a.maximum(cpu_scalar),
                    a.eq(cpu_scalar), torch.sum(a, 1, out=out()), torch.where(a > 0, a, b, out=out()),
                    F.nll_loss(a, target, weight=v.abs(), ignore_index=1), torch._foreach_norm([a, b]),
-                   torch._foreach_addcdiv([a], [a], [b], [0.5])):
+                   torch._foreach_addcdiv([a], [a], [b], [0.5]), a.reciprocal()):
         del result
     a.fill_(1)
     a.fill_(b[0, 0])

@@ -57,3 +57,55 @@ def test_small_cnn_trains():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_autocast_casts_as_on_cuda():
+    a, b = torch.randn(8, 8, device="foo"), torch.randn(8, 8, device="foo")
+    assert torch.get_autocast_dtype("foo") == torch.float16
+    with torch.autocast("foo", dtype=torch.bfloat16):
+        product = a @ b  # lower precision
+        assert product.dtype == torch.bfloat16
+        assert torch.equal(product.cpu(), a.cpu().bfloat16() @ b.cpu().bfloat16())
+        assert F.linear(a, b).dtype == torch.bfloat16
+        assert torch.softmax(a.bfloat16(), 1).dtype == torch.float32  # float32 policy
+        assert torch.addcmul(a, a.bfloat16(), a).dtype == torch.float32  # promoted to the widest input
+        assert (a + b).dtype == torch.float32  # no policy: runs as is
+        with torch.autocast("foo", enabled=False):
+            assert (a @ b).dtype == torch.float32
+        with pytest.raises(RuntimeError, match="unsafe to autocast"):
+            F.binary_cross_entropy(torch.sigmoid(a), torch.rand(8, 8, device="foo"))
+    assert (a @ b).dtype == torch.float32
+
+
+@pytest.mark.parametrize("device", ["foo:0", "foo:1"])
+def test_mixed_precision_training_with_grad_scaler(device):
+    torch.manual_seed(0)
+    model = mlp().to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scaler = torch.amp.GradScaler("foo", init_scale=2.0**10)
+    data = torch.randn(64, 20).to(device)
+    target = (torch.arange(64) % 4).to(device)
+    torch_foo.reset_fallback_stats()
+    losses = []
+    for _ in range(20):
+        optimizer.zero_grad()
+        with torch.autocast("foo", dtype=torch.float16):
+            logits = model(data)
+            loss = F.cross_entropy(logits, target)
+        assert logits.dtype == torch.float16 and loss.dtype == torch.float32
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        losses.append(loss.item())
+    assert torch_foo.fallback_stats() == {}  # autocast casts and the scaler's unscale/update run natively
+    assert all(p.grad.dtype == torch.float32 and p.grad.device == torch.device(device) for p in model.parameters())
+    assert scaler.get_scale() == 2.0**10  # no step was skipped: no inf/NaN in fp16 gradients here
+    assert losses[-1] < 0.9 * losses[0]
+
+    model.zero_grad()  # an inf gradient: the step is skipped and the scale halves, as on CUDA
+    weight = model[0].weight.detach().clone()
+    (scaler.scale(model(data).sum()) * float("inf")).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    assert torch.equal(model[0].weight, weight)
+    assert scaler.get_scale() == 2.0**9

@@ -1,4 +1,5 @@
-// Elementwise math and activations: neg, abs, exp, log, sqrt, rsqrt, sin, cos, tanh, sigmoid, relu, gelu, silu, pow.
+// Elementwise math and activations: neg, abs, exp, log, sqrt, rsqrt, reciprocal, sin, cos, tanh, sigmoid, relu, gelu,
+// silu, pow.
 #include "kernels/kernel_helpers.h"
 
 #include <ATen/ops/abs_cpu_dispatch.h>
@@ -8,6 +9,7 @@
 #include <ATen/ops/log_cpu_dispatch.h>
 #include <ATen/ops/neg_cpu_dispatch.h>
 #include <ATen/ops/pow_cpu_dispatch.h>
+#include <ATen/ops/reciprocal_cpu_dispatch.h>
 #include <ATen/ops/relu_cpu_dispatch.h>
 #include <ATen/ops/rsqrt_cpu_dispatch.h>
 #include <ATen/ops/sigmoid_cpu_dispatch.h>
@@ -40,6 +42,7 @@ FOO_KERNELS(unary, m) {
   FOO_UNARY(m, tanh);
   FOO_UNARY(m, sigmoid);
   FOO_UNARY(m, silu);
+  FOO_UNARY(m, reciprocal);  // GradScaler unscales with it
   // abs has a composite functional form that calls abs.out.
   m.impl("abs.out", +[](const Tensor& a, Tensor& out) -> Tensor& { return outVariant(FOO_CPU(abs_out), out, a); });
   m.impl("relu", +[](const Tensor& a) { return functional(FOO_CPU(relu), a); });
