@@ -661,3 +661,11 @@ def test_resize_and_as_strided_match_cpu():
     torch.as_strided(on_foo, (3, 4), (1, 3), 2).mul_(10)
     torch.as_strided(source, (3, 4), (1, 3), 2).mul_(10)
     assert torch.equal(on_foo.cpu(), source)
+
+
+def test_device_name_and_properties():
+    properties = torch.foo.get_device_properties("foo:1")
+    assert properties.index == 1 and properties.name == torch.foo.get_device_name(1)
+    assert properties.total_memory == torch.foo.mem_get_info(1)[1]
+    with pytest.raises(IndexError, match="foo:0 to foo:1"):
+        torch.foo.get_device_properties(2)

@@ -173,3 +173,19 @@ def test_record_stream_defers_reuse_until_the_stream_is_done():
     assert other.data_ptr() != block  # the side stream may still use the block
     side.synchronize()
     assert torch.empty(1 << 16, device="foo").data_ptr() == block
+
+
+def test_memory_summary_reports_the_pools():
+    result = run_python("""
+        import torch, torch_foo
+        big = torch.empty(1 << 20, device="foo:1")  # 4 MiB: large pool
+        print(torch.foo.memory_summary("foo:1"))
+        print(torch.foo.memory_summary("foo:1", abbreviated=True))
+    """)
+    assert result.returncode == 0, result.stderr
+    full, abbreviated = result.stdout.split("foo:1 memory summary")[1:]
+    rows = {line[:28].strip(): line[28:].split() for line in full.splitlines()[2:] if not line.startswith("out-of")}
+    assert rows["allocated memory"][:2] == ["4.0", "MiB"]
+    assert rows["allocations"] == ["1", "1", "1", "0"]
+    assert "out-of-memory errors: 0" in full
+    assert "from small pool" not in abbreviated

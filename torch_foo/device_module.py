@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Iterator, Union
 
 import torch
@@ -20,7 +21,8 @@ __all__ = [
     "manual_seed", "manual_seed_all", "seed", "seed_all", "initial_seed", "get_rng_state", "set_rng_state",
     "get_rng_state_all", "set_rng_state_all", "default_generator",
     "memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved", "memory_stats",
-    "reset_peak_memory_stats", "reset_accumulated_memory_stats", "empty_cache", "mem_get_info",
+    "reset_peak_memory_stats", "reset_accumulated_memory_stats", "empty_cache", "mem_get_info", "memory_summary",
+    "get_device_name", "get_device_properties", "FooDeviceProperties",
     "get_amp_supported_dtype", "is_bf16_supported",
 ]
 
@@ -238,6 +240,58 @@ def empty_cache() -> None:
 def mem_get_info(device: _DeviceLike = None) -> tuple[int, int]:
     """(free, total) bytes of the device; total is the cap (TORCH_FOO_MEMORY_LIMIT)."""
     return torch.accelerator.get_memory_info(_checked_index(device))
+
+
+def memory_summary(device: _DeviceLike = None, abbreviated: bool = False) -> str:
+    """A table of the allocator's statistics, as torch.cuda.memory_summary (``abbreviated``: all pools only)."""
+    index = _checked_index(device)
+    stats = memory_stats(index)
+    pools = ["all"] if abbreviated else ["all", "small_pool", "large_pool"]
+    rows = [("allocated memory", "allocated_bytes", True), ("active memory", "active_bytes", True),
+            ("requested memory", "requested_bytes", True), ("reserved memory", "reserved_bytes", True),
+            ("allocations", "allocation", False), ("active allocations", "active", False),
+            ("device segments", "segment", False)]
+
+    def shown(value: int, is_bytes: bool) -> str:
+        if not is_bytes:
+            return str(value)
+        for unit in ("B", "KiB", "MiB", "GiB"):
+            if value < 1024 or unit == "GiB":
+                return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+            value /= 1024
+
+    lines = [f"foo:{index} memory summary (caching allocator)",
+             f"{'metric':<28} {'current':>12} {'peak':>12} {'allocated':>12} {'freed':>12}"]
+    for label, key, is_bytes in rows:
+        for pool in pools:
+            values = [shown(stats.get(f"{key}.{pool}.{field}", 0), is_bytes)
+                      for field in ("current", "peak", "allocated", "freed")]
+            name = label if pool == "all" else f"  from {pool.replace('_', ' ')}"
+            lines.append(f"{name:<28} " + " ".join(f"{v:>12}" for v in values))
+    lines.append(f"out-of-memory errors: {stats.get('num_ooms', 0)}, allocation retries: "
+                 f"{stats.get('num_alloc_retries', 0)}, device mallocs: {stats.get('num_device_alloc', 0)}, "
+                 f"device frees: {stats.get('num_device_free', 0)}")
+    return "\n".join(lines)
+
+
+# ---- properties -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FooDeviceProperties:
+    """What get_device_properties returns: the fields of torch.cuda's device properties that apply to foo."""
+
+    name: str
+    index: int
+    total_memory: int  # the device's cap in bytes (TORCH_FOO_MEMORY_LIMIT)
+
+
+def get_device_properties(device: _DeviceLike = None) -> FooDeviceProperties:
+    index = _checked_index(device)
+    return FooDeviceProperties(name=get_device_name(index), index=index, total_memory=mem_get_info(index)[1])
+
+
+def get_device_name(device: _DeviceLike = None) -> str:
+    _checked_index(device)
+    return "foo simulated accelerator"
 
 
 # ---- autocast -------------------------------------------------------------------------------------------------------
