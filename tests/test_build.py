@@ -263,6 +263,30 @@ def test_a_changed_file_with_an_old_mtime_is_recompiled(workspace):
         set_value(workspace.sources, 21)
 
 
+@pytest.mark.slow
+def test_an_old_mtime_restore_after_a_failed_build_is_recompiled(workspace):
+    set_value(workspace.sources, 21)
+    load_answer(workspace.sources, workspace.root)
+    value = workspace.sources / "value.cpp"
+    good_content, good_mtime = value.read_text(), value.stat().st_mtime_ns
+    broken = workspace.sources / "zz_broken.cpp"  # compiled after value.cpp
+    extra = workspace.sources / "extra.cpp"
+    try:
+        set_value(workspace.sources, 22)
+        broken.write_text("this is not C++\n")
+        with pytest.raises(_build.BuildError):
+            _build.build(workspace.spec)  # value.cpp's object now holds 22
+        broken.unlink()
+        value.write_text(good_content)  # restored as `cp -p` would: the old content and the old mtime
+        os.utime(value, ns=(good_mtime, good_mtime))
+        extra.write_text("int unused_extra_unit() { return 0; }\n")  # new sources: a new link, not the cached library
+        assert load_answer(workspace.sources, workspace.root).stdout.strip() == "21"
+    finally:
+        broken.unlink(missing_ok=True)
+        extra.unlink(missing_ok=True)
+        set_value(workspace.sources, 21)
+
+
 def test_undefined_symbol_fails_the_link_not_the_import(workspace):
     (workspace.sources / "value.cpp").write_text(
         "#include <cstdint>\nint64_t declared_but_never_defined_xyz();\n"

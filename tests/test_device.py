@@ -156,6 +156,7 @@ def _upload_in_flight(source):
     """Starts a non_blocking upload of pinned `source` to foo:0 on a side stream: (copy, event after it, stream)."""
     side = torch.foo.Stream(0)
     with torch.foo.stream(side):
+        torch.foo._sleep(200_000)  # the upload cannot finish before a wait that is ignored would let foo:1 run
         on0 = source.to("foo:0", non_blocking=True)  # DMA queued on the side stream's worker
         uploaded = side.record_event()
     return on0, uploaded, side
@@ -164,7 +165,7 @@ def _upload_in_flight(source):
 @pytest.mark.parametrize("how", ["wait_event", "wait_stream"])
 def test_stream_waits_for_work_of_another_device(how):
     source = torch.arange(1 << 22, dtype=torch.float32).pin_memory()
-    for _ in range(2):  # each round is one chance for foo:1 to overtake foo:0's upload
+    for _ in range(2):
         s1 = torch.foo.Stream(1)
         on0, uploaded, side = _upload_in_flight(source)
         if how == "wait_event":
@@ -199,8 +200,8 @@ def test_elapsed_time_across_devices_raises():
 
 def test_record_stream_on_a_stream_of_another_device():
     side = torch.foo.Stream(1)
-    with torch.foo.stream(side):  # an upload in flight keeps foo:1's side stream busy
-        torch.empty(64 << 20, dtype=torch.uint8).pin_memory().to("foo:1", non_blocking=True)
+    with torch.foo.stream(side):
+        torch.foo._sleep(500_000)  # keeps foo:1's side stream busy far longer than the checks below take
     t = torch.empty(1 << 16, device="foo:0")
     block = t.data_ptr()
     t.record_stream(side)
@@ -475,9 +476,9 @@ def test_kernel_families_can_be_dropped_and_restored():
 
 
 def test_cross_device_non_blocking_copy_reads_its_source_before_later_writes():
-    for _ in range(3):  # each round is one chance for the write to overtake the copy
-        # An upload in flight on foo:1 delays the copy queued behind it.
-        torch.empty(64 << 20, dtype=torch.uint8).pin_memory().to("foo:1", non_blocking=True)
+    for _ in range(2):
+        with torch.foo.device(1):
+            torch.foo._sleep(200_000)  # delays the copy queued behind it on foo:1's stream
         source = torch.zeros(1000, device="foo:0")
         copied = source.to("foo:1", non_blocking=True)
         source.add_(1)  # later work on foo:0's stream
@@ -494,8 +495,10 @@ def test_forked_child_cannot_use_foo_and_leaves_the_parents_tensors_alone():
     if pid == 0:
         failed = 1
         try:
+            signal.alarm(60)  # a hang kills the child, so the parent's wait ends and the test fails
             failed = int(not torch.foo._is_in_bad_fork())
-            for use in (lambda: x + 1, lambda: x.cpu(), side.synchronize, lambda: torch.ones(1, device="foo")):
+            for use in (lambda: x + 1, lambda: x.cpu(), side.synchronize, lambda: torch.ones(1, device="foo"),
+                        lambda: x.fill_(7), lambda: x.mul_(0), lambda: torch.foo.Event().record()):
                 try:
                     use()
                     failed += 1
@@ -570,7 +573,8 @@ def test_untyped_storage_resize_follows_the_current_stream():
         d = torch.zeros(n, device="foo")
         side = torch.foo.Stream()
         with torch.foo.stream(side):
-            d.copy_(source, non_blocking=True)  # in flight on the side stream's worker
+            torch.foo._sleep(100_000)
+            d.copy_(source, non_blocking=True)  # queued behind the sleep on the side stream's worker
             d.untyped_storage().resize_(4 * n + 4096)
             kept = d.cpu()
         side.synchronize()

@@ -15,7 +15,7 @@ def both(fn, *cpu_args):
     foo_args = [a.to("foo:1") if isinstance(a, torch.Tensor) else a for a in cpu_args]
     expected = fn(*cpu_args)
     actual = fn(*foo_args)
-    assert_same(actual, expected)
+    assert_same(actual, expected, device="foo:1")
     return foo_args, cpu_args
 
 

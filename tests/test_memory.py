@@ -163,8 +163,8 @@ def test_device_count_from_environment():
 
 def test_record_stream_defers_reuse_until_the_stream_is_done():
     side = torch.foo.Stream()
-    with torch.foo.stream(side):  # an upload in flight keeps the side stream busy
-        torch.empty(64 << 20, dtype=torch.uint8).pin_memory().to("foo", non_blocking=True)
+    with torch.foo.stream(side):
+        torch.foo._sleep(500_000)  # keeps the side stream busy far longer than the checks below take
     t = torch.empty(1 << 16, device="foo")
     block = t.data_ptr()
     t.record_stream(side)

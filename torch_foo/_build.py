@@ -152,11 +152,10 @@ def build(spec: BuildSpec, force: bool = False) -> Path:
         # sources hash the same before and after.
         for _ in range(3):
             _write_ninja_file(plan)
-            started_ns = _forget_stale_objects(plan)
+            _forget_stale_objects(plan)
             _run_ninja(ninja, plan)
             settled = _plan(spec, probe_compiler=True)
             if settled.source_hash == plan.source_hash:
-                _record_inputs(plan, started_ns)
                 _publish(plan)
                 _prune(plan.lib_dir)
                 return plan.artifact
@@ -584,32 +583,30 @@ def _failure_message(plan: _Plan, log: str, returncode: int) -> str:
     )
 
 
-def _forget_stale_objects(plan: _Plan) -> int:
+def _forget_stale_objects(plan: _Plan) -> None:
     """Ninja recompiles a file only if it is newer than its object. A file whose content changed but whose mtime did
     not move past the last build (restored with `cp -p`, `tar`, `rsync -t`, ...) would be linked from a stale object:
-    remove the objects it feeds (all of them for a header). Returns the time this build started, for the record."""
-    started = time.time_ns()
+    remove the objects it feeds (all of them for a header). Then record the content this build compiles, before ninja
+    runs, so that a build that fails halfway still leaves a true record of the objects it rewrote."""
     record_path = plan.workdir / "inputs.json"
+    started_ns = time.time_ns()
+    current = {path: _file_sha256(path) for path in _hashed_files(plan.source_dir)}
     try:
         record = json.loads(record_path.read_text())
-    except (OSError, ValueError):
-        return started  # nothing built here yet (or from before the record existed)
+        since_ns, files = int(record["started_ns"]), dict(record["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        since_ns, files = 0, {}  # nothing built here yet, or an unreadable record: ninja's view is all there is
     stale = [
         path
-        for path in _hashed_files(plan.source_dir)
-        if path.stat().st_mtime_ns <= record["started_ns"]
-        and record["files"].get(path.relative_to(plan.source_dir).as_posix()) != _file_sha256(path)
+        for path, digest in current.items()
+        if path.stat().st_mtime_ns <= since_ns and files.get(path.relative_to(plan.source_dir).as_posix()) != digest
     ]
     if any(path.suffix not in COMPILED_SUFFIXES for path in stale):
         shutil.rmtree(plan.workdir / "obj", ignore_errors=True)
     for path in stale:
         (plan.workdir / "obj" / f"{path.relative_to(plan.source_dir).as_posix()}.o").unlink(missing_ok=True)
-    return started
-
-
-def _record_inputs(plan: _Plan, started_ns: int) -> None:
-    files = {path.relative_to(plan.source_dir).as_posix(): _file_sha256(path) for path in _hashed_files(plan.source_dir)}
-    _write_atomically(plan.workdir / "inputs.json", json.dumps({"started_ns": started_ns, "files": files}).encode())
+    files = {path.relative_to(plan.source_dir).as_posix(): digest for path, digest in current.items()}
+    _write_atomically(record_path, json.dumps({"started_ns": started_ns, "files": files}).encode())
 
 
 def _remove_ninja_outputs(workdir: Path) -> None:

@@ -198,6 +198,11 @@ def set_rng_state_all(new_states: list[torch.Tensor]) -> None:
         set_rng_state(state, index)
 
 
+def _sleep(microseconds: int) -> None:
+    """Queues a kernel that just takes `microseconds` on the current stream (as torch.cuda._sleep, for tests)."""
+    torch.ops.foo.sleep(int(microseconds))
+
+
 def _is_in_bad_fork() -> bool:
     """True in a child forked after the parent used foo: there every foo operation raises (as CUDA after fork)."""
     return torch.ops.foo.in_bad_fork()

@@ -1,5 +1,5 @@
 // Caching allocator: device memory comes from the runtime (foo_rt::malloc, the expensive "driver" call) and is kept
-// in per-device, per-stream free lists when tensors die, so steady-state allocation is a map lookup under a mutex.
+// in per-device, per-stream free lists when tensors die, so steady-state allocation is a map lookup under a lock.
 // A block freed after being used on other streams (recordStream) returns to the cache only once events recorded on
 // those streams have completed, as in CUDA's allocator.
 #include "foo/allocator.h"
@@ -39,7 +39,7 @@ struct Block {
   size_t size = 0;        // rounded size, what the runtime allocated
   size_t requested = 0;
   c10::StreamId stream = 0;
-  std::unordered_set<c10::Stream> used_on;  // other streams (of any device) recorded with recordStream
+  std::unordered_set<foo_rt::Stream> used_on;  // other streams (of any device) recorded with recordStream
 };
 
 struct PendingFree {
@@ -122,10 +122,22 @@ class CachingAllocator final : public c10::DeviceAllocator {
 
   bool initialized() override { return true; }
 
+  // As CUDA's allocator, also waits for the streams that blocks freed after record_stream wait on, and releases them.
   void emptyCache(c10::MempoolId_t /*mempool_id*/) override {
     for (c10::DeviceIndex d = 0; d < deviceCount(); ++d) {
       DevicePool& pool = poolOf(d);
+      std::vector<foo_rt::Event> waits;
+      {
+        std::lock_guard<PoolLock> lock(pool.mutex);
+        for (const PendingFree& pending : pool.pending) {
+          waits.insert(waits.end(), pending.events.begin(), pending.events.end());
+        }
+      }
+      // Without the lock: work still queued may free tensors, and their deleters take it. An event another thread
+      // collects (destroys) meanwhile was complete: synchronizing it then fails harmlessly.
+      for (foo_rt::Event event : waits) foo_rt::eventSynchronize(event);
       std::lock_guard<PoolLock> lock(pool.mutex);
+      collectPending(pool);
       releaseCached(pool);
     }
   }
@@ -133,6 +145,8 @@ class CachingAllocator final : public c10::DeviceAllocator {
   void recordStream(const at::DataPtr& data, c10::Stream stream) override {
     if (!data.get()) return;
     TORCH_CHECK(stream.device_type() == kFoo, "recordStream expects a foo stream, got ", stream);
+    // Resolved (and so validated) now: the tensor's deleter, which records events on it, must not throw.
+    const foo_rt::Stream used = runtimeStream(stream);
     const c10::DeviceIndex device = foo_rt::pointerDevice(data.get());
     TORCH_CHECK(device >= 0, "recordStream: pointer is not foo device memory");
     DevicePool& pool = poolOf(device);
@@ -141,7 +155,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
     TORCH_CHECK(it != pool.live.end(), "recordStream: pointer was not allocated by the foo allocator");
     Block* block = it->second;
     // As CUDA's allocator: a stream of another device (reading the block across devices) counts too.
-    if (stream.device_index() != device || stream.id() != block->stream) block->used_on.insert(stream);
+    if (stream.device_index() != device || stream.id() != block->stream) block->used_on.insert(used);
   }
 
   DeviceStats getDeviceStats(c10::DeviceIndex device) override {
@@ -195,12 +209,15 @@ class CachingAllocator final : public c10::DeviceAllocator {
       return;
     }
     PendingFree pending{block, {}};
-    for (const c10::Stream& used : block->used_on) {
-      // Streams were validated by recordStream, so looking them up again cannot fail.
-      foo_rt::Stream stream = runtimeStream(used);
+    for (foo_rt::Stream stream : block->used_on) {
       foo_rt::Event event = nullptr;
-      if (foo_rt::eventCreate(&event, foo_rt::kEventDisableTiming) != foo_rt::Status::Success) continue;
-      foo_rt::eventRecord(event, stream);
+      if (foo_rt::eventCreate(&event, foo_rt::kEventDisableTiming) != foo_rt::Status::Success ||
+          foo_rt::eventRecord(event, stream) != foo_rt::Status::Success) {
+        // Without the event nothing says when the other stream is done: never reuse the block (it stays reserved).
+        foo_rt::eventDestroy(event);
+        for (foo_rt::Event e : pending.events) foo_rt::eventDestroy(e);
+        return;
+      }
       pending.events.push_back(event);
     }
     block->used_on.clear();

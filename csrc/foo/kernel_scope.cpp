@@ -103,6 +103,9 @@ int setCpuAllocationRedirect(int device) {
 }
 
 KernelScope::KernelScope(c10::DeviceIndex device) : device_(device), previous_device_(currentDevice()) {
+  // A kernel on an idle stream touches device memory without a runtime call that would refuse it, and a forked
+  // child shares that memory with its parent.
+  TORCH_CHECK(!foo_rt::forkedChild(), "foo: ", foo_rt::statusString(foo_rt::Status::ForkedChild));
   if (device_ != previous_device_) setCurrentDevice(device_);
   foo_rt::Stream stream = currentRuntimeStream(device_);
   if (!foo_rt::detail::streamIdle(stream)) FOO_CHECK(foo_rt::streamSynchronize(stream));

@@ -2,9 +2,13 @@
 // registry's operators are defined beside it, in registration.cpp.
 #include <torch/library.h>
 
+#include <chrono>
+#include <thread>
+
 #include "kernels/fallback.h"
 #include "foo/common.h"
 #include "foo/generator.h"
+#include "foo/stream.h"
 
 namespace torch_foo {
 namespace {
@@ -17,6 +21,15 @@ std::tuple<std::vector<std::string>, std::vector<int64_t>> fallbackStats() {
     counts.push_back(count);
   }
   return {names, counts};
+}
+
+// A kernel that only takes time, queued on the current stream of the current device (as torch.cuda._sleep): tests
+// use it to keep a stream busy while they check what may and may not run meanwhile.
+void sleepOnStream(int64_t microseconds) {
+  TORCH_CHECK(microseconds >= 0, "sleep: microseconds must be >= 0, got ", microseconds);
+  FOO_CHECK(foo_rt::launchAsync(currentRuntimeStream(currentDevice()), [microseconds] {
+    std::this_thread::sleep_for(std::chrono::microseconds(microseconds));
+  }));
 }
 
 std::string policyName() {
@@ -38,6 +51,7 @@ TORCH_LIBRARY(foo, m) {
     setFallbackPolicy(parseFallbackPolicy(policy));
   });
   m.def("in_bad_fork() -> bool", [] { return foo_rt::forkedChild(); });
+  m.def("sleep(int microseconds) -> ()", &sleepOnStream);
   m.def("default_generator(int device) -> Generator?", [](int64_t device) -> at::Generator {
     checkDeviceIndex(device);
     return defaultGenerator(static_cast<c10::DeviceIndex>(device));

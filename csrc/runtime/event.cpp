@@ -82,6 +82,7 @@ std::shared_ptr<Capture> lastRecord(Event event) {
 }  // namespace
 
 Status eventCreate(Event* event, unsigned flags) {
+  if (forkedChild()) return Status::ForkedChild;
   if (event == nullptr || (flags & ~unsigned{kEventDisableTiming}) != 0) return Status::InvalidValue;
   try {
     auto created = std::make_unique<EventImpl>(flags);
@@ -96,6 +97,7 @@ Status eventCreate(Event* event, unsigned flags) {
 }
 
 Status eventDestroy(Event event) {
+  if (forkedChild()) return Status::ForkedChild;
   if (!isLive(event)) return Status::InvalidHandle;
   {
     EventRegistry& events = registry();

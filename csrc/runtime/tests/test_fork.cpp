@@ -51,6 +51,8 @@ TEST(Fork, ChildGetsErrorsAndLeavesTheParentsMemoryAndStreamsAlone) {
       failed += foo_rt::eventSynchronize(event) != Status::ForkedChild;
       failed += foo_rt::launch(stream, [] {}) != Status::ForkedChild;
       failed += foo_rt::runInOrder(foo_rt::defaultStream(0), [] {}) != Status::ForkedChild;
+      foo_rt::Event child_event = nullptr;
+      failed += foo_rt::eventCreate(&child_event) != Status::ForkedChild;
       failed += foo_rt::free(device_ptr) != Status::Success;  // a no-op: the memory is the parent's
       return failed;
     });
