@@ -7,6 +7,7 @@
 #include <c10/util/flat_hash_map.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -51,12 +52,20 @@ struct PendingFree {
 using FreeBlocks = std::map<std::pair<c10::StreamId, size_t>, std::vector<Block*>>;
 
 // The pool lock is taken twice per op (allocate, free) and held for a few map operations: an uncontended
-// pthread mutex costs a noticeable part of a small op, an atomic flag a fraction of it. Waiters yield the core.
+// pthread mutex costs a noticeable part of a small op, an atomic flag a fraction of it. Waiters yield the core, and
+// sleep once the holder is evidently in a slow path (a device malloc, releasing the cache), so they do not burn it.
 class PoolLock {
  public:
   void lock() noexcept {
-    while (locked_.exchange(true, std::memory_order_acquire)) {
-      while (locked_.load(std::memory_order_relaxed)) std::this_thread::yield();
+    for (int attempt = 0; locked_.exchange(true, std::memory_order_acquire); ++attempt) {
+      while (locked_.load(std::memory_order_relaxed)) {
+        if (attempt < 64) {
+          std::this_thread::yield();
+        } else {
+          std::this_thread::sleep_for(std::chrono::microseconds(20));
+        }
+        ++attempt;
+      }
     }
   }
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
@@ -136,9 +145,9 @@ class CachingAllocator final : public c10::DeviceAllocator {
       // Without the lock: work still queued may free tensors, and their deleters take it. An event another thread
       // collects (destroys) meanwhile was complete: synchronizing it then fails harmlessly.
       for (foo_rt::Event event : waits) foo_rt::eventSynchronize(event);
-      std::lock_guard<PoolLock> lock(pool.mutex);
+      std::unique_lock<PoolLock> lock(pool.mutex);
       collectPending(pool);
-      releaseCached(pool);
+      releaseCached(pool, lock);
     }
   }
 
@@ -268,7 +277,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
       foo_rt::deviceSynchronize(device);
       lock.lock();
       collectPending(pool);
-      releaseCached(pool);
+      releaseCached(pool, lock);
       status = foo_rt::malloc(device, &ptr, size);
     }
     if (status == foo_rt::Status::OutOfMemory) {
@@ -308,19 +317,26 @@ class CachingAllocator final : public c10::DeviceAllocator {
     pool.pending.erase(std::remove_if(pool.pending.begin(), pool.pending.end(), done), pool.pending.end());
   }
 
-  static void releaseCached(DevicePool& pool) {
+  // Returns the cached blocks to the device; the runtime's frees (a syscall each) run without the lock.
+  static void releaseCached(DevicePool& pool, std::unique_lock<PoolLock>& lock) {
+    std::vector<Block*> released;
     for (auto& [key, blocks] : pool.cached) {
       for (Block* block : blocks) {
-        foo_rt::free(block->ptr);
         pool.stats.num_device_free += 1;
         forEachPool(block->size, [&](size_t pool_type) {
           pool.stats.segment[pool_type].decrease(1);
           pool.stats.reserved_bytes[pool_type].decrease(block->size);
         });
-        delete block;
+        released.push_back(block);
       }
     }
     pool.cached.clear();
+    lock.unlock();
+    for (Block* block : released) {
+      foo_rt::free(block->ptr);
+      delete block;
+    }
+    lock.lock();
   }
 
   std::once_flag pools_created_;
