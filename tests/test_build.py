@@ -1,7 +1,8 @@
 """Tests of the build-and-load machinery (torch_foo/_build.py), driven by a two-file C++ library in
 build_fixtures/two_units rather than the real backend: ops.cpp defines the op build_fixture::answer(), which returns
 fixture_value() from value.cpp. The tests rewrite value.cpp, which includes no torch header and so recompiles in a
-fraction of a second. The fixture's tests/ and build/ directories hold files that do not compile: they must be skipped.
+fraction of a second. The fixture's tests/ and build-release/ directories hold files that do not compile: they must
+be skipped.
 
 Libraries are loaded only in fresh subprocesses: a TORCH_LIBRARY namespace can be defined once per process. Building
 without loading is fine in this process.
@@ -332,7 +333,7 @@ def test_source_hash_covers_sources_and_headers_but_not_tests_or_build_dirs(tmp_
     original = _build.library_path(spec)
 
     (sources / "tests" / "more.cpp").write_text("ignored")
-    (sources / "build" / "more.h").write_text("ignored")
+    (sources / "build-release" / "more.h").write_text("ignored")
     (sources / "notes.txt").write_text("ignored")
     assert _build.library_path(spec) == original
 
