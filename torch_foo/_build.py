@@ -590,23 +590,20 @@ def _forget_stale_objects(plan: _Plan) -> None:
     runs, so that a build that fails halfway still leaves a true record of the objects it rewrote."""
     record_path = plan.workdir / "inputs.json"
     started_ns = time.time_ns()
-    current = {path: _file_sha256(path) for path in _hashed_files(plan.source_dir)}
+    paths = {path.relative_to(plan.source_dir).as_posix(): path for path in _hashed_files(plan.source_dir)}
+    current = {name: _file_sha256(path) for name, path in paths.items()}
     try:
         record = json.loads(record_path.read_text())
-        since_ns, files = int(record["started_ns"]), dict(record["files"])
+        since_ns, recorded = int(record["started_ns"]), dict(record["files"])
     except (OSError, ValueError, KeyError, TypeError):
-        since_ns, files = 0, {}  # nothing built here yet, or an unreadable record: ninja's view is all there is
-    stale = [
-        path
-        for path, digest in current.items()
-        if path.stat().st_mtime_ns <= since_ns and files.get(path.relative_to(plan.source_dir).as_posix()) != digest
-    ]
-    if any(path.suffix not in COMPILED_SUFFIXES for path in stale):
+        since_ns, recorded = 0, {}  # nothing built here yet, or an unreadable record: ninja's view is all there is
+    stale = [name for name, digest in current.items()
+             if paths[name].stat().st_mtime_ns <= since_ns and recorded.get(name) != digest]
+    if any(paths[name].suffix not in COMPILED_SUFFIXES for name in stale):
         shutil.rmtree(plan.workdir / "obj", ignore_errors=True)
-    for path in stale:
-        (plan.workdir / "obj" / f"{path.relative_to(plan.source_dir).as_posix()}.o").unlink(missing_ok=True)
-    files = {path.relative_to(plan.source_dir).as_posix(): digest for path, digest in current.items()}
-    _write_atomically(record_path, json.dumps({"started_ns": started_ns, "files": files}).encode())
+    for name in stale:
+        (plan.workdir / "obj" / f"{name}.o").unlink(missing_ok=True)
+    _write_atomically(record_path, json.dumps({"started_ns": started_ns, "files": current}).encode())
 
 
 def _remove_ninja_outputs(workdir: Path) -> None:

@@ -75,7 +75,7 @@ class PoolLock {
 };
 
 struct DevicePool {
-  PoolLock mutex;
+  PoolLock lock;
   ska::flat_hash_map<void*, Block*> live;
   FreeBlocks cached;
   std::vector<PendingFree> pending;
@@ -105,7 +105,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
     DevicePool& pool = poolOf(device);
     const size_t size = roundedBlockSize(nbytes);
     const c10::StreamId stream = currentStreamId(device);
-    std::unique_lock<PoolLock> lock(pool.mutex);
+    std::unique_lock<PoolLock> lock(pool.lock);
     collectPending(pool);
     Block* block = takeCached(pool, stream, size);
     if (block == nullptr) block = mallocBlock(pool, lock, device, size, nbytes);
@@ -137,7 +137,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
       DevicePool& pool = poolOf(d);
       std::vector<foo_rt::Event> waits;
       {
-        std::lock_guard<PoolLock> lock(pool.mutex);
+        std::lock_guard<PoolLock> lock(pool.lock);
         for (const PendingFree& pending : pool.pending) {
           waits.insert(waits.end(), pending.events.begin(), pending.events.end());
         }
@@ -145,7 +145,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
       // Without the lock: work still queued may free tensors, and their deleters take it. An event another thread
       // collects (destroys) meanwhile was complete: synchronizing it then fails harmlessly.
       for (foo_rt::Event event : waits) foo_rt::eventSynchronize(event);
-      std::unique_lock<PoolLock> lock(pool.mutex);
+      std::unique_lock<PoolLock> lock(pool.lock);
       collectPending(pool);
       releaseCached(pool, lock);
     }
@@ -159,7 +159,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
     const c10::DeviceIndex device = foo_rt::pointerDevice(data.get());
     TORCH_CHECK(device >= 0, "recordStream: pointer is not foo device memory");
     DevicePool& pool = poolOf(device);
-    std::lock_guard<PoolLock> lock(pool.mutex);
+    std::lock_guard<PoolLock> lock(pool.lock);
     auto it = pool.live.find(data.get());
     TORCH_CHECK(it != pool.live.end(), "recordStream: pointer was not allocated by the foo allocator");
     Block* block = it->second;
@@ -169,13 +169,13 @@ class CachingAllocator final : public c10::DeviceAllocator {
 
   DeviceStats getDeviceStats(c10::DeviceIndex device) override {
     DevicePool& pool = poolOf(device);
-    std::lock_guard<PoolLock> lock(pool.mutex);
+    std::lock_guard<PoolLock> lock(pool.lock);
     return pool.stats;
   }
 
   void resetAccumulatedStats(c10::DeviceIndex device) override {
     DevicePool& pool = poolOf(device);
-    std::lock_guard<PoolLock> lock(pool.mutex);
+    std::lock_guard<PoolLock> lock(pool.lock);
     forEachStat(pool.stats, [](c10::CachingAllocator::Stat& s) { s.reset_accumulated(); });
     pool.stats.num_alloc_retries = pool.stats.num_ooms = 0;
     pool.stats.num_device_alloc = pool.stats.num_device_free = 0;
@@ -183,7 +183,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
 
   void resetPeakStats(c10::DeviceIndex device) override {
     DevicePool& pool = poolOf(device);
-    std::lock_guard<PoolLock> lock(pool.mutex);
+    std::lock_guard<PoolLock> lock(pool.lock);
     forEachStat(pool.stats, [](c10::CachingAllocator::Stat& s) { s.reset_peak(); });
   }
 
@@ -200,7 +200,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
     const int device = foo_rt::pointerDevice(ptr);
     if (device < 0) return;  // never ours; nothing sane to do in a deleter
     DevicePool& pool = poolOf(device);
-    std::lock_guard<PoolLock> lock(pool.mutex);
+    std::lock_guard<PoolLock> lock(pool.lock);
     auto it = pool.live.find(ptr);
     if (it == pool.live.end()) return;
     Block* block = it->second;
