@@ -61,8 +61,18 @@ const bool g_installed = [] {
               "!");
 }
 
+bool sameMathBits(const at::Tensor& a, const at::Tensor& b) {
+  return a.is_conj() == b.is_conj() && a.is_neg() == b.is_neg() && a._is_zerotensor() == b._is_zerotensor();
+}
+
+// A tensor over `storage` with like's geometry and math bits: a lazy conjugate, negation or efficient zero tensor
+// stays one on the other side, so CPU kernels (which honour the bits) compute what they compute on CPU.
 at::Tensor makeTensor(c10::Storage storage, c10::DispatchKey key, const at::Tensor& like) {
-  auto impl = c10::make_intrusive<c10::TensorImpl>(std::move(storage), c10::DispatchKeySet(key), like.dtype());
+  c10::DispatchKeySet keys(key);
+  if (like.is_conj()) keys = keys.add(c10::DispatchKey::Conjugate);
+  if (like.is_neg()) keys = keys.add(c10::DispatchKey::Negative);
+  if (like._is_zerotensor()) keys = keys.add(c10::DispatchKey::ZeroTensor);
+  auto impl = c10::make_intrusive<c10::TensorImpl>(std::move(storage), keys, like.dtype());
   impl->set_sizes_and_strides(like.sizes(), like.strides(), like.storage_offset());
   return at::Tensor(std::move(impl));
 }
@@ -139,7 +149,7 @@ at::Tensor cachedAlias(const at::Tensor& t, const void* host, const c10::Storage
     if (alias.storage().use_count() != 1) continue;
     const c10::StorageImpl& storage = *alias.storage().unsafeGetStorageImpl();
     if (storage.data() == host && storage.nbytes() == foo_storage.nbytes() &&
-        storage.resizable() == foo_storage.resizable() && alias.dtype() == t.dtype() &&
+        storage.resizable() == foo_storage.resizable() && alias.dtype() == t.dtype() && sameMathBits(alias, t) &&
         alias.storage_offset() == t.storage_offset() && alias.sizes() == t.sizes() && alias.strides() == t.strides()) {
       return alias;
     }
@@ -155,7 +165,7 @@ at::Tensor KernelScope::alias(const at::Tensor& t) {
   for (StoragePair& pair : storages_) {
     if (pair.foo.unsafeGetStorageImpl() != foo_storage) continue;
     const at::Tensor& seen = pair.alias;
-    if (seen.defined() && seen.dtype() == t.dtype() && seen.storage_offset() == t.storage_offset() &&
+    if (seen.defined() && seen.dtype() == t.dtype() && sameMathBits(seen, t) && seen.storage_offset() == t.storage_offset() &&
         seen.sizes() == t.sizes() && seen.strides() == t.strides()) {
       return seen;
     }

@@ -10,6 +10,7 @@ namespace torch_foo {
 namespace {
 
 struct Family {
+  c10::DispatchKey key;
   KernelRegistrar registrar;
   const char* file;
   uint32_t line;
@@ -36,7 +37,7 @@ const char* messageOf(const std::exception& e) {
 // All or nothing: a kernel the dispatcher refuses (e.g. a signature that does not match the aten schema) leaves the
 // whole family unregistered and throws.
 void registerFamily(const std::string& name, Family& family) {
-  family.library = std::make_unique<torch::Library>(torch::Library::IMPL, "aten", c10::DispatchKey::PrivateUse1,
+  family.library = std::make_unique<torch::Library>(torch::Library::IMPL, "aten", family.key,
                                                     family.file, family.line);
   try {
     family.registrar(*family.library);
@@ -60,11 +61,12 @@ std::vector<std::string> misnamedKernels() {
 
 }  // namespace
 
-bool addKernelFamily(const char* name, KernelRegistrar registrar, const char* file, uint32_t line) {
+bool addKernelFamily(const char* name, c10::DispatchKey key, KernelRegistrar registrar, const char* file,
+                     uint32_t line) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
   Family& family = r.families[name];
-  family = Family{registrar, file, line, nullptr};
+  family = Family{key, registrar, file, line, nullptr};
   // Runs while the shared library loads, where an exception would abort the process: keep the error for Python.
   try {
     registerFamily(name, family);

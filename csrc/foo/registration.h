@@ -14,9 +14,10 @@ namespace torch_foo {
 
 using KernelRegistrar = void (*)(torch::Library&);
 
-// Registers a family now and remembers how to register it again; false (error kept for registrationErrors) if the
-// dispatcher refused one of its kernels.
-bool addKernelFamily(const char* family, KernelRegistrar registrar, const char* file, uint32_t line);
+// Registers a family's kernels for dispatch key `key` now and remembers how to register them again; false (error kept
+// for registrationErrors) if the dispatcher refused one of its kernels.
+bool addKernelFamily(const char* family, c10::DispatchKey key, KernelRegistrar registrar, const char* file,
+                     uint32_t line);
 // Deregisters a family's kernels (their ops then go to the fallback); false if unknown or not registered.
 bool dropKernelFamily(const std::string& family);
 // Registers a dropped family again; false if unknown or already registered.
@@ -27,8 +28,11 @@ std::vector<std::string> registrationErrors();
 
 }  // namespace torch_foo
 
-#define FOO_KERNELS(family, m)                                                                          \
-  static void foo_register_##family(torch::Library& m);                                                 \
-  static const bool foo_registered_##family =                                                           \
-      ::torch_foo::addKernelFamily(#family, &foo_register_##family, __FILE__, __LINE__);                \
+#define FOO_KERNELS(family, m) FOO_KERNELS_FOR_KEY(family, PrivateUse1, m)
+
+// A family registered for another dispatch key than PrivateUse1 (e.g. fallthroughs for the Conjugate key).
+#define FOO_KERNELS_FOR_KEY(family, key, m)                                                                 \
+  static void foo_register_##family(torch::Library& m);                                                     \
+  static const bool foo_registered_##family = ::torch_foo::addKernelFamily(                                 \
+      #family, c10::DispatchKey::key, &foo_register_##family, __FILE__, __LINE__);                          \
   static void foo_register_##family(torch::Library& m)
