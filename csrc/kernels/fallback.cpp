@@ -17,6 +17,7 @@
 
 #include "foo/generator.h"
 #include "foo/kernel_scope.h"
+#include "foo/registration.h"
 
 namespace torch_foo {
 namespace {
@@ -112,6 +113,10 @@ c10::IValue aliasList(KernelScope& scope, const c10::IValue& v) {
 }  // namespace
 
 void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  TORCH_CHECK_NOT_IMPLEMENTED(op.hasComputedKernelForDispatchKey(c10::DispatchKey::CPU), "The operator '",
+                              qualifiedName(op.operator_name()),
+                              "' is not implemented for foo: it has no foo kernel, and no CPU kernel for the CPU "
+                              "fallback to run (PyTorch implements it only for other devices).");
   const c10::FunctionSchema& schema = op.schema();
   const size_t num_args = schema.arguments().size();
   const size_t first = stack->size() - num_args;
@@ -209,5 +214,20 @@ void resetFallbackCounts() {
 }
 
 TORCH_LIBRARY_IMPL(_, PrivateUse1, m) { m.fallback(torch::CppFunction::makeFromBoxedFunction<&fooFallback>()); }
+
+// Ops with both a CPU kernel and a CompositeExplicitAutograd decomposition: for a device without its own kernel the
+// dispatcher picks the decomposition (e.g. layer_norm as batch_norm), which rounds differently from CPU's fused
+// kernel in reduced precision. Sending them to the fallback runs CPU's kernel, so results are CPU's bit for bit.
+FOO_KERNELS(cpu_fused, m) {
+  for (const char* name : {"native_layer_norm", "native_group_norm", "addr", "addr.out", "_stack", "_stack.out",
+                           "any.dims", "any.dims_out", "all.dims", "all.dims_out", "linalg__powsum"}) {
+    const auto dot = std::string(name).find('.');
+    const std::string base = std::string(name).substr(0, dot);
+    const std::string overload = dot == std::string::npos ? "" : std::string(name).substr(dot + 1);
+    // Older torch releases lack some of them; registering a kernel for a missing op would be an error.
+    if (!c10::Dispatcher::singleton().findOp({"aten::" + base, overload})) continue;
+    m.impl(name, torch::CppFunction::makeFromBoxedFunction<&fooFallback>());
+  }
+}
 
 }  // namespace torch_foo
