@@ -229,6 +229,8 @@ c10::Storage KernelScope::fooStorageFor(c10::StorageImpl* host) {
 
 at::Tensor KernelScope::toDevice(const at::Tensor& result) {
   if (!result.defined() || result.device().type() == kFoo) return result;
+  TORCH_CHECK_NOT_IMPLEMENTED(result.layout() == c10::kStrided, kSparseUnsupported, " (an op made a ",
+                              result.layout(), " tensor)");
   return makeTensor(fooStorageFor(result.storage().unsafeGetStorageImpl()), c10::DispatchKey::PrivateUse1, result);
 }
 
@@ -241,6 +243,9 @@ void KernelScope::commit(const at::Tensor& target, const at::Tensor& alias) {
       impl->storage_offset() != alias.storage_offset()) {
     impl->set_sizes_and_strides(alias.sizes(), alias.strides(), alias.storage_offset());
   }
+  // Kernels may flip an output's lazy bits (linalg_lu_solve conjugates its result by setting the conj bit).
+  if (impl->is_conj() != alias.is_conj()) impl->_set_conj(alias.is_conj());
+  if (impl->is_neg() != alias.is_neg()) impl->_set_neg(alias.is_neg());
 }
 
 at::Tensor uploadToDevice(const at::Tensor& cpu, c10::DeviceIndex device) {

@@ -66,6 +66,12 @@ class KernelScope {
   c10::SmallVector<StoragePair, 4> storages_;
 };
 
+// Tensors on foo are strided: its kernels run CPU kernels over device memory, and sparse layouts have no storage to
+// alias (PyTorch's SparsePrivateUse1 keys would need a kernel per sparse op).
+inline constexpr const char* kSparseUnsupported =
+    "foo supports strided tensors only: sparse (COO, CSR, CSC, BSR, BSC) tensors cannot live on foo; keep them on the "
+    "CPU or convert with to_dense()";
+
 // Routes the current thread's CPU allocations to device memory of `device` (-1: off); returns the previous setting.
 int setCpuAllocationRedirect(int device);
 

@@ -5,6 +5,7 @@
 // kernel on whichever side can do it, then moved by a dense memcpy.
 #include <ATen/ExpandUtils.h>
 #include <ATen/ops/_copy_from_and_resize_native.h>
+#include <ATen/ops/_neg_view.h>
 #include <ATen/ops/_local_scalar_dense_native.h>
 #include <ATen/ops/empty.h>
 
@@ -114,8 +115,10 @@ at::Tensor copyFrom(const at::Tensor& self, const at::Tensor& dst, bool non_bloc
 void copyHonouringMathBits(const at::Tensor& src, const at::Tensor& dst, bool non_blocking) {
   const at::Tensor raw_dst = rawView(dst);
   copyFrom(rawView(src), raw_dst, non_blocking);
-  if (src.is_conj() != dst.is_conj()) raw_dst.conj_physical_();
-  if (src.is_neg() != dst.is_neg()) raw_dst.neg_();
+  at::Tensor fixed = raw_dst;
+  if (src.is_conj() != dst.is_conj()) fixed = fixed.conj();
+  if (src.is_neg() != dst.is_neg()) fixed = at::_neg_view(fixed);
+  if (!fixed.is_same(raw_dst)) raw_dst.copy_(fixed);  // a kernel on dst's device that resolves the bits in place
 }
 
 at::Tensor copyFrom(const at::Tensor& self, const at::Tensor& dst, bool non_blocking) {

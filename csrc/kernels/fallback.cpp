@@ -215,12 +215,26 @@ void resetFallbackCounts() {
 
 TORCH_LIBRARY_IMPL(_, PrivateUse1, m) { m.fallback(torch::CppFunction::makeFromBoxedFunction<&fooFallback>()); }
 
-// Ops with both a CPU kernel and a CompositeExplicitAutograd decomposition: for a device without its own kernel the
-// dispatcher picks the decomposition (e.g. layer_norm as batch_norm), which rounds differently from CPU's fused
-// kernel in reduced precision. Sending them to the fallback runs CPU's kernel, so results are CPU's bit for bit.
-FOO_KERNELS(cpu_fused, m) {
-  for (const char* name : {"native_layer_norm", "native_group_norm", "addr", "addr.out", "_stack", "_stack.out",
-                           "any.dims", "any.dims_out", "all.dims", "all.dims_out", "linalg__powsum"}) {
+void refuseSparse(const c10::OperatorHandle& op, torch::jit::Stack*) {
+  TORCH_CHECK_NOT_IMPLEMENTED(false, kSparseUnsupported, " (", qualifiedName(op.operator_name()), ")");
+}
+TORCH_LIBRARY_IMPL(_, SparsePrivateUse1, m) {
+  m.fallback(torch::CppFunction::makeFromBoxedFunction<&refuseSparse>());
+}
+TORCH_LIBRARY_IMPL(_, SparseCsrPrivateUse1, m) {
+  m.fallback(torch::CppFunction::makeFromBoxedFunction<&refuseSparse>());
+}
+
+// Ops whose CompositeExplicitAutograd kernel does not suit foo, sent to the fallback (CPU's kernel on the aliases):
+// - those with a fused CPU kernel too: for a device without its own kernel the dispatcher picks the decomposition
+//   (e.g. layer_norm as batch_norm), which rounds differently from CPU in reduced precision;
+// - those whose composite kernel calls a CPU-only DispatchStub on the tensors it is given (conj_physical_).
+FOO_KERNELS(cpu_kernels, m) {
+  // (addr_ too: CPU's addr_ refuses a self that is not 2-D by comparing the addresses of its self and out
+  // arguments, which only an unboxed call to its composite kernel preserves.)
+  for (const char* name : {"native_layer_norm", "native_group_norm", "addr", "addr_", "addr.out", "_stack",
+                           "_stack.out", "any.dims", "any.dims_out", "all.dims", "all.dims_out", "linalg__powsum",
+                           "conj_physical_"}) {
     const auto dot = std::string(name).find('.');
     const std::string base = std::string(name).substr(0, dot);
     const std::string overload = dot == std::string::npos ? "" : std::string(name).substr(dot + 1);
