@@ -14,6 +14,7 @@ the sweep and holds the exclusion list.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import select
@@ -146,8 +147,9 @@ def _grads(fn, sample, device):
     return list(grads), None
 
 
-def check_op(op, samples: int, exact: bool) -> list[str]:
-    """Problems of one OpInfo on foo ('<dtype> <variant> #<sample>: what'); empty if it matches CPU."""
+def check_op(op, samples: int, exact: bool, counts: collections.Counter) -> list[str]:
+    """Problems of one OpInfo on foo ('<dtype> <variant> #<sample>: what'); empty if it matches CPU. `counts` gets
+    how many results were compared ("compared", "gradients compared") and how many calls raised on both devices."""
     import torch
 
     problems = []
@@ -167,11 +169,13 @@ def check_op(op, samples: int, exact: bool) -> list[str]:
                 cpu_out, cpu_error, _ = _call(fn, sample, "cpu")
                 foo_out, foo_error, _ = _call(fn, sample, "foo")
                 if cpu_error or foo_error:
+                    counts["raised on both"] += bool(cpu_error and foo_error)
                     if cpu_error is None:
                         problems.append(f"{where}: foo raised {foo_error}")
                     elif foo_error is None:
                         problems.append(f"{where}: CPU raised {cpu_error}, foo did not")
                     continue
+                counts["compared"] += 1
                 try:
                     _compare(foo_out, cpu_out, bit_exact, where)
                 except AssertionError as e:
@@ -189,6 +193,7 @@ def check_op(op, samples: int, exact: bool) -> list[str]:
             if cpu_error is None and foo_error is not None:
                 problems.append(f"{where}: foo raised {foo_error}")
             elif cpu_error is None:
+                counts["gradients compared"] += 1
                 try:
                     _compare([g for g in foo_grads], [g for g in cpu_grads], False, where)
                 except AssertionError as e:
@@ -197,7 +202,7 @@ def check_op(op, samples: int, exact: bool) -> list[str]:
 
 
 def worker(samples: int, exact: bool) -> None:
-    """Reads op keys from stdin, answers one JSON line each: {"op": key, "problems": [...]}."""
+    """Reads op keys from stdin, answers one JSON line each: {"op": key, "problems": [...], "counts": {...}}."""
     import warnings
 
     warnings.simplefilter("ignore")
@@ -215,11 +220,12 @@ def worker(samples: int, exact: bool) -> None:
         key = line.strip()
         if key == crash_on:
             os.abort()
+        counts = collections.Counter()
         try:
-            problems = check_op(ops[key], samples, exact)
+            problems = check_op(ops[key], samples, exact, counts)
         except Exception:  # noqa: BLE001 (a bug in the harness for one op must not end the sweep)
             problems = ["sweep error: " + traceback.format_exc().splitlines()[-1]]
-        out.write(json.dumps({"op": key, "problems": problems}) + "\n")
+        out.write(json.dumps({"op": key, "problems": problems, "counts": counts}) + "\n")
         out.flush()
 
 
@@ -256,9 +262,11 @@ class _Worker:
 
 
 def sweep(keys: list[str], jobs: int = 2, samples: int = 3, exact: bool = False,
-          startup_timeout: float = 300) -> dict[str, list[str]]:
-    """{op key: problems} for every key; a crash or hang is a problem of the op that was running."""
+          startup_timeout: float = 300) -> tuple[dict[str, list[str]], collections.Counter]:
+    """({op key: problems} for every key, counts of what was compared); a crash or hang is a problem of the op that
+    was running."""
     results: dict[str, list[str]] = {}
+    counts = collections.Counter()
     pending = list(reversed(keys))
     workers = [_Worker(samples, exact) for _ in range(min(jobs, len(keys)))]
     started = time.monotonic()
@@ -281,6 +289,7 @@ def sweep(keys: list[str], jobs: int = 2, samples: int = 3, exact: bool = False,
             answer = json.loads(line)
             if "op" in answer:
                 results[answer["op"]] = answer["problems"]
+                counts.update(answer["counts"])
                 w.op = None
             w.ready = True
             if pending:
@@ -298,7 +307,7 @@ def sweep(keys: list[str], jobs: int = 2, samples: int = 3, exact: bool = False,
                     workers.append(_Worker(samples, exact))
             elif not w.ready and now - started > startup_timeout:
                 raise RuntimeError(f"sweep worker did not start in {startup_timeout} s: {w.stderr_tail()}")
-    return results
+    return results, counts
 
 
 def all_op_keys() -> list[str]:
@@ -320,13 +329,14 @@ def main() -> int:
         return 0
     keys = args.ops.split(",") if args.ops else all_op_keys()
     started = time.monotonic()
-    results = sweep(keys, args.jobs, args.samples, args.exact)
+    results, counts = sweep(keys, args.jobs, args.samples, args.exact)
     failed = {k: v for k, v in sorted(results.items()) if v}
     for key, problems in failed.items():
         print(f"{key}:")
         for p in problems[:5]:
             print(f"    {p}")
-    print(f"{len(results) - len(failed)} of {len(results)} ops match CPU ({time.monotonic() - started:.0f} s)")
+    print(f"{len(results) - len(failed)} of {len(results)} ops match CPU ({time.monotonic() - started:.0f} s); "
+          + ", ".join(f"{n} {what}" for what, n in sorted(counts.items())))
     return 1 if failed else 0
 
 
