@@ -2,9 +2,11 @@
 
 torch.save/torch.load carry the entries torch._utils.set_tensor_metadata gives a foo tensor through PyTorch's
 PrivateUse1 serialization hooks (csrc/foo/backend_meta.cpp). Tensor.__deepcopy__ rebuilds a tensor from a copy of
-its storage and has no such hook, so it is wrapped to copy the entries of foo tensors.
+its storage (Parameter.__deepcopy__ from a clone) and has no such hook, so both are wrapped to copy the entries of
+foo tensors.
 """
 import functools
+from typing import Callable
 
 import torch
 
@@ -12,11 +14,13 @@ _BITS = ("conj", "neg")  # tensor flags get_tensor_metadata reports too; __deepc
 
 
 def keep_backend_meta_in_deepcopy() -> None:
-    """Wraps torch.Tensor.__deepcopy__ once per process."""
-    original = torch.Tensor.__deepcopy__
-    if getattr(original, "_keeps_foo_backend_meta", False):
-        return
+    """Wraps the __deepcopy__ of torch.Tensor and of torch.nn.Parameter (its own) once per process."""
+    for cls in (torch.Tensor, torch.nn.Parameter):
+        if not getattr(cls.__deepcopy__, "_keeps_foo_backend_meta", False):
+            cls.__deepcopy__ = _keeping_backend_meta(cls.__deepcopy__)
 
+
+def _keeping_backend_meta(original: Callable[[torch.Tensor, dict], torch.Tensor]) -> Callable:
     @functools.wraps(original)
     def __deepcopy__(self: torch.Tensor, memo: dict) -> torch.Tensor:
         copied = original(self, memo)
@@ -27,4 +31,4 @@ def keep_backend_meta_in_deepcopy() -> None:
         return copied
 
     __deepcopy__._keeps_foo_backend_meta = True
-    torch.Tensor.__deepcopy__ = __deepcopy__
+    return __deepcopy__

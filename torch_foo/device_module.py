@@ -173,6 +173,11 @@ class Stream(torch.Stream):
         """Makes later work on this stream wait for the work queued on ``stream`` so far."""
         self.wait_event(stream.record_event())
 
+    @property
+    def priority(self) -> int:
+        """-1 for a stream of the high-priority pool, else 0."""
+        return torch.ops.foo.stream_priority(self.stream_id, self.device_index)
+
     def __repr__(self) -> str:
         return f"<torch.foo.Stream device={self.device} stream_id={self.stream_id}>"
 
@@ -192,12 +197,15 @@ class Event(torch.Event):
                 device: _DeviceLike = None) -> Event:
         if interprocess:
             raise ValueError("foo events cannot be shared between processes (interprocess=True)")
-        return super().__new__(cls, device=torch.device("foo", _checked_index(device)), enable_timing=enable_timing,
-                               blocking=blocking)
+        index = _checked_index(device)
+        event = super().__new__(cls, device=torch.device("foo", index), enable_timing=enable_timing,
+                                blocking=blocking)
+        event.device_index = index  # torch.Event reports its device index only once recorded
+        return event
 
     def record(self, stream: torch.Stream | None = None) -> None:
         """Records the event on ``stream`` (the current stream of the event's device if None)."""
-        super().record(current_stream(self.device.index) if stream is None else stream)
+        super().record(current_stream(self.device_index) if stream is None else stream)
 
     def wait(self, stream: torch.Stream | None = None) -> None:
         """Makes later work on ``stream`` (the current stream if None) wait for the event."""
