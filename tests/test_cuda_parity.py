@@ -93,6 +93,12 @@ def test_streams_and_events_are_classes():
     assert event.device == torch.device("foo:1")
     with pytest.raises(ValueError, match="interprocess"):
         torch.foo.Event(interprocess=True)
+    unbound = torch.foo.Event()  # takes the device of its first record, as on CUDA
+    with torch.foo.device(1):
+        unbound.record()
+    assert unbound.device == torch.device("foo:1")
+    with pytest.raises(RuntimeError, match="cannot be re-recorded|cannot be recorded"):
+        unbound.record(torch.foo.current_stream(0))
     # torch.accelerator and torch.Stream take foo's subclasses
     torch.accelerator.set_stream(stream)
     try:
@@ -113,6 +119,20 @@ def test_wait_stream_orders_work_of_another_devices_stream():
     with torch.foo.stream(main):
         total = on_device.sum(dtype=torch.float64)
     assert total.item() == source.sum(dtype=torch.float64).item()
+
+
+@pytest.mark.parametrize("synchronize", [lambda: torch.accelerator.synchronize("foo:1"),
+                                         lambda: torch.foo.synchronize(1)], ids=["accelerator", "torch.foo"])
+def test_synchronize_of_another_device_waits_for_its_side_streams(synchronize):
+    side = torch.foo.Stream(device=1)
+    assert torch.foo.current_device() == 0
+    with torch.foo.stream(side):
+        torch.foo._sleep(200_000)  # keeps the side stream busy: only a real wait sees it done
+        result = torch.arange(1000.0, device="foo:1") * 2
+        done = side.record_event()
+    synchronize()
+    assert done.query() and side.query()
+    assert_same(result, torch.arange(1000.0) * 2, device="foo:1")
 
 
 def test_event_elapsed_time_and_its_errors():

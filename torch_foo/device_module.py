@@ -189,23 +189,25 @@ def _as_foo_stream(stream: torch.Stream) -> Stream:
 class Event(torch.Event):
     """A foo event: marks a point in a stream, to wait for, query or time (``enable_timing=True``).
 
-    Created on the current foo device (``device`` picks another), as torch.cuda.Event; only streams of that device
-    may record it, streams of any device may wait for it.
+    As torch.cuda.Event, it takes the device of the stream it is first recorded on (``device`` fixes one up front);
+    only streams of that device may record it, streams of any device may wait for it.
     """
 
     def __new__(cls, enable_timing: bool = False, blocking: bool = False, interprocess: bool = False,
                 device: _DeviceLike = None) -> Event:
         if interprocess:
             raise ValueError("foo events cannot be shared between processes (interprocess=True)")
-        index = _checked_index(device)
-        event = super().__new__(cls, device=torch.device("foo", index), enable_timing=enable_timing,
-                                blocking=blocking)
-        event.device_index = index  # torch.Event reports its device index only once recorded
+        index = None if device is None else _checked_index(device)
+        event = super().__new__(cls, device=torch.device("foo", index), enable_timing=enable_timing, blocking=blocking)
+        event._chosen_device = index  # torch.Event shows its device index only once recorded
         return event
 
     def record(self, stream: torch.Stream | None = None) -> None:
-        """Records the event on ``stream`` (the current stream of the event's device if None)."""
-        super().record(current_stream(self.device_index) if stream is None else stream)
+        """Records the event on ``stream``; if None, on the current stream of the event's device (of the current
+        device if neither ``device`` nor a record chose one)."""
+        if stream is None:
+            stream = current_stream(self._chosen_device if self.device.index is None else self.device.index)
+        super().record(stream)
 
     def wait(self, stream: torch.Stream | None = None) -> None:
         """Makes later work on ``stream`` (the current stream if None) wait for the event."""
