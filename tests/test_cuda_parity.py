@@ -311,11 +311,14 @@ def test_backends_foo_switches_the_fallback_policy():
         with pytest.raises(NotImplementedError, match="cumsum"):
             torch.cumsum(x, 0)
     assert torch_foo.fallback_policy() == "allow"
-    torch.backends.foo.fallback_policy = "warn"
-    try:
-        assert torch_foo.fallback_policy() == "warn"
-    finally:
-        torch.backends.foo.fallback_policy = "allow"
+    # Assigning a switch obeys torch.backends.disable_global_flags() as cudnn's do (PyTorch's test utilities, imported
+    # by tests/test_device_generic.py, call it).
+    with torch.backends.__allow_nonbracketed_mutation():
+        torch.backends.foo.fallback_policy = "warn"
+        try:
+            assert torch_foo.fallback_policy() == "warn"
+        finally:
+            torch.backends.foo.fallback_policy = "allow"
     assert_same(torch.cumsum(x, 0), torch.cumsum(torch.arange(5.0), 0))
 
 

@@ -235,8 +235,10 @@ def default_stream(device: _DeviceLike = None) -> Stream:
     return Stream(stream_id=0, device_index=index, device_type=torch._C._accelerator_getStream(index).device_type)
 
 
-def set_stream(stream: torch.Stream) -> None:
-    """Makes ``stream`` current for its device (and makes that device current)."""
+def set_stream(stream: torch.Stream | None) -> None:
+    """Makes ``stream`` current for its device (and makes that device current); None is a no-op, as on CUDA."""
+    if stream is None:
+        return
     if stream.device.type != "foo":
         raise ValueError(f"expected a foo stream, got a stream of {stream.device}")
     torch._C._accelerator_setStream(stream)

@@ -77,7 +77,7 @@ class PoolLock {
 
 struct DevicePool {
   PoolLock lock;
-  double fraction = 1.0;                             // set_per_process_memory_fraction
+  double fraction = 1.0;  // set_per_process_memory_fraction
   size_t reserve_limit = std::numeric_limits<size_t>::max();  // fraction * the device's memory
   ska::flat_hash_map<void*, Block*> live;
   FreeBlocks cached;
@@ -325,8 +325,9 @@ class CachingAllocator final : public c10::DeviceAllocator {
       size_t free_bytes = 0, total_bytes = 0;
       foo_rt::memGetInfo(device, &free_bytes, &total_bytes);
       const std::string fraction_note =
-          pool.fraction < 1.0 ? c10::str(" The process's memory fraction of ", pool.fraction, " (set_per_process_memory_fraction)"
-                                         " limits foo:", int(device), " to ", formatBytes(pool.reserve_limit), ".")
+          pool.fraction < 1.0 ? c10::str(" The process's memory fraction of ", pool.fraction,
+                                         " (set_per_process_memory_fraction) limits foo:", int(device), " to ",
+                                         formatBytes(pool.reserve_limit), ".")
                               : std::string();
       TORCH_CHECK_WITH(OutOfMemoryError, false, "foo out of memory: tried to allocate ", formatBytes(requested),
                        " on foo:", int(device), ". The device has a cap of ", formatBytes(total_bytes), " of which ",
