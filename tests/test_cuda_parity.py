@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import torch_foo
-from helpers import assert_same
+from helpers import assert_same, run_python
 
 
 # ---- the module ------------------------------------------------------------------------------------------------------
@@ -133,6 +133,19 @@ def test_synchronize_of_another_device_waits_for_its_side_streams(synchronize):
     synchronize()
     assert done.query() and side.query()
     assert_same(result, torch.arange(1000.0) * 2, device="foo:1")
+
+
+def test_synchronize_waits_before_any_foo_tensor_was_made():
+    result = run_python(
+        """
+        import torch, torch_foo
+        torch.foo._sleep(1_000_000)  # work queued before anything initialised foo on PyTorch's side
+        torch.foo.synchronize(0)
+        print("idle", torch.foo.default_stream(0).query())
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "idle True" in result.stdout, result.stdout
 
 
 def test_event_elapsed_time_and_its_errors():

@@ -136,7 +136,11 @@ def device_of(obj: torch.Tensor) -> device:
 
 def synchronize(device: _DeviceLike = None) -> None:
     """Waits for all work on all streams of the device."""
-    torch._C._accelerator_synchronizeDevice(_checked_index(device))
+    index = _checked_index(device)
+    # PyTorch's binding skips a device type it has not initialised (through _lazy_init) yet, as in a process that
+    # queued work without creating a foo tensor from Python; asking for the current device initialises it.
+    current_device()
+    torch._C._accelerator_synchronizeDevice(index)
 
 
 def can_device_access_peer(device: _DeviceLike, peer_device: _DeviceLike) -> bool:
