@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstring>
+#include <typeinfo>
 
 #include "foo/allocator.h"
 #include "foo/stream.h"
@@ -231,7 +232,16 @@ at::Tensor KernelScope::toDevice(const at::Tensor& result) {
   if (!result.defined() || result.device().type() == kFoo) return result;
   TORCH_CHECK_NOT_IMPLEMENTED(result.layout() == c10::kStrided, kSparseUnsupported, " (an op made a ",
                               result.layout(), " tensor)");
-  return makeTensor(fooStorageFor(result.storage().unsafeGetStorageImpl()), c10::DispatchKey::PrivateUse1, result);
+  c10::Storage storage = fooStorageFor(result.storage().unsafeGetStorageImpl());
+  c10::TensorImpl* impl = result.unsafeGetTensorImpl();
+  if (result.use_count() == 1 && typeid(*impl) == typeid(c10::TensorImpl) && impl->allow_tensor_metadata_change()) {
+    // Nothing but the caller holds the kernel's result: turn it into the foo tensor (device, dispatch keys) instead
+    // of building another TensorImpl, a good part of a small op's cost.
+    impl->set_storage_keep_dtype(std::move(storage));
+    impl->_change_backend_component_keys(impl->device());
+    return result;
+  }
+  return makeTensor(std::move(storage), c10::DispatchKey::PrivateUse1, result);
 }
 
 void KernelScope::commit(const at::Tensor& target, const at::Tensor& alias) {

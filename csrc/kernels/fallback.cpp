@@ -160,14 +160,14 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   const size_t num_returns = schema.returns().size();
   for (size_t i = stack->size() - num_returns; i < stack->size(); ++i) {
     c10::IValue& v = (*stack)[i];
-    auto convert = [&](const at::Tensor& t) -> at::Tensor {
+    auto convert = [&](at::Tensor t) -> at::Tensor {
       for (auto& [original, alias] : written) {
         if (t.unsafeGetTensorImpl() == alias.unsafeGetTensorImpl()) return original;
       }
       return scope.toDevice(t);
     };
     if (v.isTensor()) {
-      v = convert(v.toTensor());
+      v = convert(std::move(v).toTensor());  // the stack lets go of the result: toDevice can reuse its TensorImpl
     } else if (v.isTensorList()) {
       c10::List<at::Tensor> converted;
       for (const at::Tensor& t : v.toTensorVector()) converted.push_back(convert(t));
