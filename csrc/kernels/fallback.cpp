@@ -10,11 +10,7 @@
 #include <ATen/core/stack.h>
 #include <torch/library.h>
 
-#include <cstdlib>
-#include <mutex>
-#include <unordered_map>
-#include <unordered_set>
-
+#include "foo/fallback_report.h"
 #include "foo/generator.h"
 #include "foo/kernel_scope.h"
 #include "foo/registration.h"
@@ -22,46 +18,8 @@
 namespace torch_foo {
 namespace {
 
-struct FallbackState {
-  std::mutex mutex;
-  std::unordered_map<std::string, int64_t> counts;
-  std::unordered_set<std::string> warned;
-  FallbackPolicy policy = FallbackPolicy::Allow;
-};
-
-FallbackState& state() {
-  static FallbackState* instance = [] {
-    auto* s = new FallbackState;
-    if (const char* env = std::getenv("TORCH_FOO_FALLBACK")) {
-      try {
-        s->policy = parseFallbackPolicy(env);
-      } catch (const c10::Error&) {
-        TORCH_WARN("ignoring TORCH_FOO_FALLBACK=", env, ": expected allow, warn or error");
-      }
-    }
-    return s;
-  }();
-  return *instance;
-}
-
 std::string qualifiedName(const c10::OperatorName& name) {
   return name.overload_name.empty() ? name.name : name.name + "." + name.overload_name;
-}
-
-// Counts the op and applies the policy (raises under "error").
-void noteFallback(const c10::OperatorHandle& op) {
-  const std::string name = qualifiedName(op.operator_name());
-  FallbackState& s = state();
-  bool warn = false;
-  {
-    std::lock_guard<std::mutex> lock(s.mutex);
-    TORCH_CHECK_NOT_IMPLEMENTED(s.policy != FallbackPolicy::Error, "The operator '", name,
-                                "' has no native foo kernel and TORCH_FOO_FALLBACK=error forbids running it "
-                                "through the CPU fallback.");
-    s.counts[name] += 1;
-    warn = s.policy == FallbackPolicy::Warn && s.warned.insert(name).second;
-  }
-  if (warn) TORCH_WARN("The operator '", name, "' has no native foo kernel: it runs through the CPU fallback.");
 }
 
 bool isTensorOptionalList(const c10::TypePtr& type) {
@@ -177,51 +135,21 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
 }
 
 void fooFallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
-  noteFallback(op);
+  noteFallback(qualifiedName(op.operator_name()));
   runOnDevice(op, stack);
 }
 
-FallbackPolicy parseFallbackPolicy(const std::string& text) {
-  if (text == "allow") return FallbackPolicy::Allow;
-  if (text == "warn") return FallbackPolicy::Warn;
-  if (text == "error") return FallbackPolicy::Error;
-  TORCH_CHECK_VALUE(false, "unknown foo fallback policy '", text, "': expected allow, warn or error");
-}
+FOO_FALLBACK(fallback, m) { m.fallback(torch::CppFunction::makeFromBoxedFunction<&fooFallback>()); }
 
-FallbackPolicy fallbackPolicy() {
-  FallbackState& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  return s.policy;
-}
-
-void setFallbackPolicy(FallbackPolicy policy) {
-  FallbackState& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  s.policy = policy;
-  s.warned.clear();
-}
-
-std::vector<std::pair<std::string, int64_t>> fallbackCounts() {
-  FallbackState& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  return {s.counts.begin(), s.counts.end()};
-}
-
-void resetFallbackCounts() {
-  FallbackState& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  s.counts.clear();
-}
-
-TORCH_LIBRARY_IMPL(_, PrivateUse1, m) { m.fallback(torch::CppFunction::makeFromBoxedFunction<&fooFallback>()); }
-
+namespace {
 void refuseSparse(const c10::OperatorHandle& op, torch::jit::Stack*) {
   TORCH_CHECK_NOT_IMPLEMENTED(false, kSparseUnsupported, " (", qualifiedName(op.operator_name()), ")");
 }
-TORCH_LIBRARY_IMPL(_, SparsePrivateUse1, m) {
+}  // namespace
+FOO_FALLBACK_FOR_KEY(sparse_refused, SparsePrivateUse1, m) {
   m.fallback(torch::CppFunction::makeFromBoxedFunction<&refuseSparse>());
 }
-TORCH_LIBRARY_IMPL(_, SparseCsrPrivateUse1, m) {
+FOO_FALLBACK_FOR_KEY(sparse_csr_refused, SparseCsrPrivateUse1, m) {
   m.fallback(torch::CppFunction::makeFromBoxedFunction<&refuseSparse>());
 }
 
