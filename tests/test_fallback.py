@@ -128,6 +128,22 @@ def test_fallback_rejects_mixed_devices():
         torch.cumsum(torch.ones(3, device="foo:0"), 0, out=torch.empty(3, device="foo:1"))
 
 
+@pytest.mark.parametrize("write_into_cpu", [
+    lambda a, out: torch.add(a, a, out=out),  # native out=
+    lambda a, out: torch.cumsum(a, 0, out=out),  # fallback out=
+    lambda a, out: torch.max(a, 0, out=(out, torch.empty(0, dtype=torch.long, device="foo:1"))),  # two outputs
+    lambda a, out: out.add_(a.sum()),  # native in-place on a CPU 0-dim tensor
+], ids=["native_out", "fallback_out", "two_outs", "native_inplace"])
+def test_cpu_out_with_foo_inputs_is_rejected_like_cuda(write_into_cpu):
+    """A CPU 0-dim tensor may be an input of a foo op (a scalar), never its output: written, it would be resized into
+    device memory behind its CPU device (and shared with a forked child). CUDA refuses it with this message."""
+    a = torch.arange(3.0, device="foo:1")
+    out = torch.tensor(5.0)
+    with pytest.raises(RuntimeError, match=r"Expected out tensor to have device foo:1, but got cpu instead"):
+        write_into_cpu(a, out)
+    assert out.shape == () and out.item() == 5.0
+
+
 def test_large_fallback_op_is_in_place():
     """The fallback must not copy its inputs: device memory grows only by the output."""
     x = torch.randn(1 << 20, device="foo")

@@ -123,14 +123,16 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   for (size_t i = 0; i < num_args; ++i) {
     c10::IValue& v = (*stack)[first + i];
     const c10::Argument& arg = schema.arguments()[i];
+    const bool writes = arg.alias_info() && arg.alias_info()->isWrite();
     if (v.isTensor()) {
       at::Tensor original = v.toTensor();
+      if (writes) checkWrittenTensor(original, device);
       v = scope.alias(original);
-      if (arg.alias_info() && arg.alias_info()->isWrite()) written.emplace_back(original, v.toTensor());
+      if (writes) written.emplace_back(original, v.toTensor());
     } else if (v.isTensorList() || (v.isList() && isTensorOptionalList(arg.type()))) {
-      const bool writes = arg.alias_info() && arg.alias_info()->isWrite();
       if (writes && v.isTensorList()) {
         auto originals = v.toTensorVector();
+        for (const at::Tensor& t : originals) checkWrittenTensor(t, device);
         v = aliasList(scope, v);
         auto aliases = v.toTensorVector();
         for (size_t k = 0; k < originals.size(); ++k) written.emplace_back(originals[k], aliases[k]);
