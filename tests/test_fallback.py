@@ -144,6 +144,29 @@ def test_cpu_out_with_foo_inputs_is_rejected_like_cuda(write_into_cpu):
     assert out.shape == () and out.item() == 5.0
 
 
+def test_cpu_only_custom_op_keeps_no_cpu_tensors_in_device_memory():
+    """A custom operator with only a CPU kernel (here in Python) runs on host copies: what it keeps from its inputs and
+    what it allocates for later are real host memory, not CPU views of device blocks that later hold other tensors."""
+    kept = []
+
+    @torch.library.custom_op("foo_reliability_test::keep_and_add", mutates_args=(), device_types="cpu")
+    def keep_and_add(x: torch.Tensor) -> torch.Tensor:
+        kept.append(x)  # an input kept past the call
+        kept.append(torch.full_like(x, 2.0))  # a tensor created for later
+        return x + kept[-1]
+
+    x_cpu = torch.arange(4096.0)
+    x = x_cpu.to("foo")
+    torch.foo.synchronize()
+    allocated = torch.foo.memory_allocated()
+    assert_same(keep_and_add(x), keep_and_add(x_cpu))
+    assert torch.foo.memory_allocated() == allocated  # the result is gone; nothing the op kept is device memory
+    del x
+    reuser = torch.full((4096,), -1.0, device="foo")  # takes the freed block
+    assert torch.equal(kept[0], x_cpu) and torch.equal(kept[1], torch.full((4096,), 2.0))
+    assert torch.equal(reuser.cpu(), torch.full((4096,), -1.0))
+
+
 def test_large_fallback_op_is_in_place():
     """The fallback must not copy its inputs: device memory grows only by the output."""
     x = torch.randn(1 << 20, device="foo")

@@ -8,6 +8,7 @@
 
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
+#include <ATen/native/CPUFallback.h>
 #include <torch/library.h>
 
 #include <cstdlib>
@@ -173,9 +174,31 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   }
 }
 
+namespace {
+
+// Operators from outside aten (custom ops, often Python kernels) run on host copies, as at::native::cpu_fallback
+// does: their CPU kernels may keep their inputs or tensors they allocate past the call, and such tensors must be host
+// memory, not aliases of device blocks that later hold other tensors. aten's kernels keep nothing.
+void runOnHostCopies(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  const size_t num_args = op.schema().arguments().size();
+  findDevice(op.schema(), torch::jit::last(*stack, num_args));  // the usual device checks
+  // Host memory even when called from inside a kernel, whose thread allocates device memory.
+  struct HostAllocations {
+    const int previous_redirect = setCpuAllocationRedirect(-1);
+    ~HostAllocations() { setCpuAllocationRedirect(previous_redirect); }
+  } host_allocations;
+  at::native::cpu_fallback(op, stack);
+}
+
+}  // namespace
+
 void fooFallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   noteFallback(op);
-  runOnDevice(op, stack);
+  if (op.operator_name().name.rfind("aten::", 0) == 0) {
+    runOnDevice(op, stack);
+  } else {
+    runOnHostCopies(op, stack);
+  }
 }
 
 FallbackPolicy parseFallbackPolicy(const std::string& text) {
