@@ -9,6 +9,7 @@ distinct build it loaded: reloading unchanged sources, or sources reverted to a 
 """
 from __future__ import annotations
 
+import copyreg
 import ctypes
 import os
 import warnings
@@ -50,6 +51,23 @@ def register_backend() -> None:
         torch.utils.generate_methods_for_privateuse1_backend(
             for_tensor=True, for_module=True, for_packed_sequence=True, for_storage=True
         )
+    copyreg.pickle(torch.Generator, _reduce_generator)
+
+
+def _reduce_generator(generator: torch.Generator):
+    """pickle and copy.deepcopy of a torch.Generator: a foo generator as a CPU one, by seed and state (its engine is a
+    CPU generator, whose whole position is its state). torch's own __reduce__ asks every non-CPU generator for a
+    Philox offset, which foo generators do not have; other generators keep it."""
+    if generator.device.type != "foo":
+        return generator.__reduce__()
+    return _rebuild_generator, (generator.device, generator.initial_seed(), generator.get_state())
+
+
+def _rebuild_generator(device: torch.device, seed: int, state: torch.Tensor) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    generator.set_state(state)
+    return generator
 
 
 def load(specs: _build.BackendSpecs, state_library: Path, kernels_library: Path) -> None:

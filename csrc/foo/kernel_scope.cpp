@@ -107,6 +107,12 @@ c10::DeviceIndex commonDevice(std::initializer_list<const at::Tensor*> tensors) 
   return checker.device();
 }
 
+void checkWrittenTensor(const at::Tensor& t, c10::DeviceIndex device) {
+  if (!t.defined() || device < 0 || t.device().type() == kFoo) return;
+  TORCH_CHECK(false, "Expected out tensor to have device ", c10::Device(kFoo, device), ", but got ", t.device(),
+              " instead");
+}
+
 int setCpuAllocationRedirect(int device) {
   const int previous = t_redirect_device;
   t_redirect_device = device;

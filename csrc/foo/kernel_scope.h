@@ -32,6 +32,10 @@ class DeviceChecker {
 };
 c10::DeviceIndex commonDevice(std::initializer_list<const at::Tensor*> tensors);
 
+// An out= or in-place argument of a kernel that runs on foo `device` (-1: none): refused unless it is a foo tensor, as
+// CUDA refuses a CPU out=; CPU 0-dim tensors pass as inputs, but written, they would be resized into device memory.
+void checkWrittenTensor(const at::Tensor& t, c10::DeviceIndex device);
+
 class KernelScope {
  public:
   // Makes `device` current, waits for the current stream's queued work (kernels run in stream order) and routes this

@@ -8,6 +8,7 @@
 
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
+#include <ATen/native/CPUFallback.h>
 #include <torch/library.h>
 
 #include "foo/fallback_report.h"
@@ -86,14 +87,16 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   for (size_t i = 0; i < num_args; ++i) {
     c10::IValue& v = (*stack)[first + i];
     const c10::Argument& arg = schema.arguments()[i];
+    const bool writes = arg.alias_info() && arg.alias_info()->isWrite();
     if (v.isTensor()) {
       at::Tensor original = v.toTensor();
+      if (writes) checkWrittenTensor(original, device);
       v = scope.alias(original);
-      if (arg.alias_info() && arg.alias_info()->isWrite()) written.emplace_back(original, v.toTensor());
+      if (writes) written.emplace_back(original, v.toTensor());
     } else if (v.isTensorList() || (v.isList() && isTensorOptionalList(arg.type()))) {
-      const bool writes = arg.alias_info() && arg.alias_info()->isWrite();
       if (writes && v.isTensorList()) {
         auto originals = v.toTensorVector();
+        for (const at::Tensor& t : originals) checkWrittenTensor(t, device);
         v = aliasList(scope, v);
         auto aliases = v.toTensorVector();
         for (size_t k = 0; k < originals.size(); ++k) written.emplace_back(originals[k], aliases[k]);
@@ -134,9 +137,31 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   }
 }
 
+namespace {
+
+// Operators from outside aten (custom ops, often Python kernels) run on host copies, as at::native::cpu_fallback
+// does: their CPU kernels may keep their inputs or tensors they allocate past the call, and such tensors must be host
+// memory, not aliases of device blocks that later hold other tensors. aten's kernels keep nothing.
+void runOnHostCopies(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  const size_t num_args = op.schema().arguments().size();
+  findDevice(op.schema(), torch::jit::last(*stack, num_args));  // the usual device checks
+  // Host memory even when called from inside a kernel, whose thread allocates device memory.
+  struct HostAllocations {
+    const int previous_redirect = setCpuAllocationRedirect(-1);
+    ~HostAllocations() { setCpuAllocationRedirect(previous_redirect); }
+  } host_allocations;
+  at::native::cpu_fallback(op, stack);
+}
+
+}  // namespace
+
 void fooFallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   noteFallback(qualifiedName(op.operator_name()));
-  runOnDevice(op, stack);
+  if (op.operator_name().name.rfind("aten::", 0) == 0) {
+    runOnDevice(op, stack);
+  } else {
+    runOnHostCopies(op, stack);
+  }
 }
 
 FOO_FALLBACK(fallback, m) { m.fallback(torch::CppFunction::makeFromBoxedFunction<&fooFallback>()); }

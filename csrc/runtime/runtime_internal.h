@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "runtime/foo_runtime.h"
 
@@ -33,6 +34,11 @@ void markInUse() noexcept;
 
 // True when [ptr, ptr + bytes) lies inside one live allocation of device memory.
 bool isInsideAllocation(const void* ptr, std::size_t bytes);
+
+// An asynchronous copy queued on a stream holds the pinned block it reads or writes: freeHost then keeps the block
+// mapped until the copy releases it. Returns the block's start (for the release), or 0 if ptr is not pinned memory.
+std::uintptr_t retainPinnedForCopy(const void* ptr);
+void releasePinnedForCopy(std::uintptr_t block);
 
 }  // namespace detail
 }  // namespace foo_rt
