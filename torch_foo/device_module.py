@@ -7,6 +7,7 @@ Device, stream and memory functions go through PyTorch's generic accelerator lay
 from __future__ import annotations
 
 import contextlib
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterator, Union
@@ -287,11 +288,13 @@ class FooDeviceProperties:
     name: str
     index: int
     total_memory: int  # the device's cap in bytes (TORCH_FOO_MEMORY_LIMIT)
+    multi_processor_count: int  # the chip's compute units: the host's cores, whose threads run its kernels
 
 
 def get_device_properties(device: _DeviceLike = None) -> FooDeviceProperties:
     index = _checked_index(device)
-    return FooDeviceProperties(name=get_device_name(index), index=index, total_memory=mem_get_info(index)[1])
+    return FooDeviceProperties(name=get_device_name(index), index=index, total_memory=mem_get_info(index)[1],
+                               multi_processor_count=os.cpu_count() or 1)
 
 
 def get_device_name(device: _DeviceLike = None) -> str:
@@ -306,3 +309,16 @@ def get_amp_supported_dtype() -> list[torch.dtype]:
 
 def is_bf16_supported() -> bool:
     return True
+
+
+# ---- torch.compile --------------------------------------------------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    # Inductor looks up torch.foo.Scheduling first when it compiles a graph for a PrivateUse1 backend. Importing
+    # torch_foo._inductor registers the backend in full (importing Inductor with torch_foo would cost seconds);
+    # PythonWrapperCodegen and the rest stay absent so that Inductor does not register it again without the
+    # configuration its compiled-graph cache is keyed on.
+    if name == "Scheduling":
+        from . import _inductor
+
+        return _inductor.CppScheduling
+    raise AttributeError(f"module 'torch.foo' has no attribute {name!r}")
