@@ -152,7 +152,7 @@ def test_generated_kernels_fault_on_device_pointers_outside_a_kernel_scope():
     """
     launched = run_python(code.format(patch=""))
     assert launched.returncode == 0 and "ok" in launched.stdout, launched.stderr[-3000:]
-    bypassed = run_python(code.format(patch="inductor.launch = lambda kernel, device, *args: kernel(*args)"))
+    bypassed = run_python(code.format(patch="inductor.launch = lambda kernel, device, name, *args: kernel(*args)"))
     assert bypassed.returncode == -signal.SIGSEGV, (bypassed.returncode, bypassed.stderr[-3000:])
 
 
@@ -160,11 +160,11 @@ def test_kernel_scope_operators_check_their_use():
     with pytest.raises(RuntimeError, match="without a matching _enter_kernel_scope"):
         torch.ops.foo._exit_kernel_scope()
     with pytest.raises(RuntimeError, match="launched on foo:0 with tensors on foo:1"):
-        torch.ops.foo._enter_kernel_scope(0, [torch.ones(2, device="foo:1")])
+        torch.ops.foo._enter_kernel_scope(0, [torch.ones(2, device="foo:1")], "k")
     with pytest.raises(IndexError, match="out of range"):
-        torch.ops.foo._enter_kernel_scope(7, [])
+        torch.ops.foo._enter_kernel_scope(7, [], "k")
     x = torch.arange(4.0, device="foo")
-    (view,) = torch.ops.foo._enter_kernel_scope(0, [x])
+    (view,) = torch.ops.foo._enter_kernel_scope(0, [x], "k")
     try:
         assert view.device.type == "cpu" and view.data_ptr() != x.data_ptr()
         assert torch.equal(view, torch.arange(4.0))  # the host view reads the device memory in place

@@ -483,7 +483,8 @@ def _write_ninja_file(plan: _Plan) -> None:
     from torch.utils import cpp_extension  # cold path only: importing it costs about half a second
 
     cflags = [*plan.cflags]
-    for include in [*cpp_extension.include_paths(), _python_include_dir()]:
+    kineto = os.path.join(cpp_extension.include_paths()[0], "kineto")  # torch's profiler headers include Kineto's
+    for include in [*cpp_extension.include_paths(), kineto, _python_include_dir()]:
         cflags += ["-isystem", include]  # -isystem: no warnings from torch's headers
     ldflags = [*plan.ldflags[:1], *(f"-L{path}" for path in cpp_extension.library_paths()), *plan.ldflags[1:]]
     lines = [

@@ -30,10 +30,11 @@ _enter_kernel_scope = torch.ops.foo._enter_kernel_scope
 _exit_kernel_scope = torch.ops.foo._exit_kernel_scope
 
 
-def launch(kernel: Callable[..., Any], device: int, *args: Any) -> None:
-    """Runs a generated C++ kernel on foo:``device`` with its foo tensor arguments seen through the host view."""
+def launch(kernel: Callable[..., Any], device: int, name: str, *args: Any) -> None:
+    """Runs a generated C++ kernel on foo:``device`` with its foo tensor arguments seen through the host view
+    (``name``: the kernel's name in profiler traces)."""
     positions = [i for i, arg in enumerate(args) if isinstance(arg, torch.Tensor)]
-    views = _enter_kernel_scope(device, [args[i] for i in positions])
+    views = _enter_kernel_scope(device, [args[i] for i in positions], name)
     try:
         kernel_args = list(args)
         for i, view in zip(positions, views):
@@ -89,7 +90,8 @@ class FooWrapperCodegen(PythonWrapperCodegen):
         device = device or V.graph.get_current_device_or_throw()
         if device.type == "foo" and not triton:
             index = device.index if device.index is not None else 0
-            self.writeline(self.wrap_kernel_call("launch_foo_kernel", [kernel_name, str(index), *call_args]))
+            self.writeline(
+                self.wrap_kernel_call("launch_foo_kernel", [kernel_name, str(index), repr(kernel_name), *call_args]))
             return
         super()._generate_kernel_call_helper(kernel_name, call_args, device=device, triton=triton, **kwargs)
 

@@ -19,13 +19,15 @@ namespace {
 // Scopes entered from Python and not yet left, innermost last (a kernel can run another compiled graph).
 thread_local std::vector<std::unique_ptr<KernelScope>> t_python_scopes;
 
-std::vector<at::Tensor> enterKernelScope(int64_t device, const std::vector<at::Tensor>& tensors) {
+std::vector<at::Tensor> enterKernelScope(int64_t device, const std::vector<at::Tensor>& tensors,
+                                         const std::string& kernel_name) {
   checkDeviceIndex(device);
   DeviceChecker checker;
   for (const at::Tensor& t : tensors) checker.addAllowingCpu(t);
   TORCH_CHECK(checker.device() < 0 || checker.device() == device, "foo kernel launched on foo:", device,
               " with tensors on foo:", static_cast<int>(checker.device()));
   auto& scope = *t_python_scopes.emplace_back(std::make_unique<KernelScope>(static_cast<c10::DeviceIndex>(device)));
+  if (tracingKernels()) scope.setTraceName(kernel_name);
   std::vector<at::Tensor> views;
   views.reserve(tensors.size());
   for (const at::Tensor& t : tensors) views.push_back(scope.alias(t));
@@ -40,7 +42,7 @@ void exitKernelScope() {
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(foo, m) {
-  m.def("_enter_kernel_scope(int device, Tensor[] tensors) -> Tensor[]", &enterKernelScope);
+  m.def("_enter_kernel_scope(int device, Tensor[] tensors, str kernel_name) -> Tensor[]", &enterKernelScope);
   m.def("_exit_kernel_scope() -> ()", &exitKernelScope);
 }
 
