@@ -112,8 +112,8 @@ def test_small_cnn_training_step():
 @pytest.mark.slow
 def test_transformer_block_training_step():
     torch.manual_seed(0)
-    model = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, activation="gelu", batch_first=True)
-    inputs = [torch.randn(2, 6, 32) for _ in range(2)]
+    model = nn.TransformerEncoderLayer(64, 8, 128, dropout=0.0, activation="gelu", batch_first=True)
+    inputs = [torch.randn(2, 16, 64) for _ in range(2)]
     assert_compiled_same(model, inputs, steps=2, optimizer=sgd)
 
 

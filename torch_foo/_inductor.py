@@ -22,7 +22,12 @@ from torch._inductor.codegen.cpp import CppScheduling
 from torch._inductor.codegen.cpp_wrapper_cpu import CppWrapperCpu
 from torch._inductor.codegen.wrapper import PythonWrapperCodegen, SubgraphPythonWrapperCodegen
 from torch._inductor.codegen.wrapper_fxir import WrapperFxCodegen
+from torch._inductor import ir, scheduler
+from torch._inductor import utils as inductor_utils
+from torch._inductor.codegen import common as codegen_common
+from torch._inductor.kernel import mm_common
 from torch._inductor.scheduler import BaseSchedulerNode
+from torch._inductor.virtualized import V
 
 from . import _inductor_config
 
@@ -85,8 +90,6 @@ class FooWrapperCodegen(PythonWrapperCodegen):
         return line
 
     def _generate_kernel_call_helper(self, kernel_name, call_args, *, device=None, triton=True, **kwargs):
-        from torch._inductor.virtualized import V
-
         device = device or V.graph.get_current_device_or_throw()
         if device.type == "foo" and not triton:
             index = device.index if device.index is not None else 0
@@ -110,9 +113,30 @@ def _is_cpp_backend_node(node: BaseSchedulerNode) -> bool:
     return device is not None and device.type in ("cpu", "foo")
 
 
-# The scheduler asks is_cpu() only to skip the loop reordering and reindexing its C++ backend does not support (they
-# assume Triton's iteration groups); foo's kernels come from that backend, so its nodes must answer as CPU nodes do.
+def _is_cpp_backend_ir(x: Any) -> bool:
+    return ir.get_device_type(x) in ("cpu", "foo")
+
+
+# Inductor asks "is this CPU?" where it means "is this code for the C++ backend": the scheduler, to skip the loop
+# reordering and reindexing that backend does not support (they assume Triton's iteration groups), and the IR, to pick
+# the realization heuristics tuned for C++ kernels. foo's kernels come from that backend, so they answer as CPU's do
+# (and the generated code is the same as for CPU).
 BaseSchedulerNode.is_cpu = _is_cpp_backend_node  # type: ignore[method-assign]
+ir.is_cpu = _is_cpp_backend_ir
+
+_device_backend = inductor_utils.get_current_backend
+
+
+def _current_backend(device_type: str | None = None) -> str:
+    if (device_type or V.graph.get_current_device_or_throw().type) == "foo":
+        return "cpp"
+    return _device_backend(device_type)
+
+
+# Inductor names a device's code generator by device type, every type but cpu's being Triton's; kernels generated for
+# foo are C++ (the dtype and shape bookkeeping of their variables depends on it). The modules that imported the name:
+for _module in (inductor_utils, codegen_common, scheduler, mm_common):
+    _module.get_current_backend = _current_backend
 register_device_op_overrides("foo", FooDeviceOpOverrides())
 register_backend_for_device("foo", CppScheduling, FooWrapperCodegen, FooCppWrapperCodegen, WrapperFxCodegen,
                             device_custom_config=_inductor_config)
