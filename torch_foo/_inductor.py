@@ -7,24 +7,24 @@ kernel scope (device current, the stream's queued work drained, CPU allocations 
 kernel CPU aliases over the runtime's host view of the same memory. Allocation, extern kernels (``mm``, ``addmm``,
 convolutions) and fallback ops run as ordinary foo ops.
 
-Inductor reaches this module through ``torch.foo.Scheduling`` and friends (its hook for PrivateUse1 backends) the
-first time it compiles a graph, so importing torch_foo does not import Inductor.
+Inductor imports this module through ``torch.foo.Scheduling`` (its hook for PrivateUse1 backends) the first time it
+compiles a graph, so importing torch_foo does not import Inductor. A few of Inductor's device-type checks are
+redirected so that foo's code is generated as CPU's (below).
 """
 from __future__ import annotations
 
-from textwrap import dedent
 from typing import Any, Callable
 
 import torch
+from torch._inductor import ir, scheduler
+from torch._inductor import utils as inductor_utils
+from torch._inductor.codegen import common as codegen_common
 from torch._inductor.codegen.common import DeviceOpOverrides, register_backend_for_device, \
     register_device_op_overrides
 from torch._inductor.codegen.cpp import CppScheduling
 from torch._inductor.codegen.cpp_wrapper_cpu import CppWrapperCpu
 from torch._inductor.codegen.wrapper import PythonWrapperCodegen, SubgraphPythonWrapperCodegen
 from torch._inductor.codegen.wrapper_fxir import WrapperFxCodegen
-from torch._inductor import ir, scheduler
-from torch._inductor import utils as inductor_utils
-from torch._inductor.codegen import common as codegen_common
 from torch._inductor.kernel import mm_common
 from torch._inductor.scheduler import BaseSchedulerNode
 from torch._inductor.virtualized import V
@@ -137,6 +137,7 @@ def _current_backend(device_type: str | None = None) -> str:
 # foo are C++ (the dtype and shape bookkeeping of their variables depends on it). The modules that imported the name:
 for _module in (inductor_utils, codegen_common, scheduler, mm_common):
     _module.get_current_backend = _current_backend
+
 register_device_op_overrides("foo", FooDeviceOpOverrides())
 register_backend_for_device("foo", CppScheduling, FooWrapperCodegen, FooCppWrapperCodegen, WrapperFxCodegen,
                             device_custom_config=_inductor_config)
