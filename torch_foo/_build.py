@@ -703,7 +703,8 @@ def _compile(ninja: str, plan: _Plan, linked: Path | None) -> Path:
             sources=[str(unit) for unit in _translation_units(plan)],
             extra_cflags=list(plan.cflags),
             extra_ldflags=ldflags,
-            extra_include_paths=[str(snapshot)],
+            # torch's profiler headers (csrc/foo/profiler.cpp) include Kineto's, which the wheel ships apart.
+            extra_include_paths=[str(snapshot), os.path.join(cpp_extension.include_paths()[0], "kineto")],
             build_directory=str(plan.workdir),
             verbose=_env_flag("TORCH_FOO_VERBOSE"),
             is_python_module=False,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from . import _build
+from . import _build, _compile_hooks
 
 
 class RestartRequired(ImportError):
@@ -52,6 +52,7 @@ def register_backend() -> None:
             for_tensor=True, for_module=True, for_packed_sequence=True, for_storage=True
         )
     copyreg.pickle(torch.Generator, _reduce_generator)
+    _compile_hooks.install()
 
 
 def _reduce_generator(generator: torch.Generator):

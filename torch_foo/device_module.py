@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections as _collections
 import dataclasses as _dataclasses
+import os as _os
 import sys as _sys
 import typing as _typing
 
@@ -495,6 +496,7 @@ class FooDeviceProperties:
     total_memory: int  # the device's cap in bytes (TORCH_FOO_MEMORY_LIMIT)
     major: int  # compute capability of the simulated chip (get_device_capability)
     minor: int
+    multi_processor_count: int  # the chip's compute units: the host's cores, whose threads run its kernels
 
 
 _CAPABILITY = (1, 0)
@@ -504,7 +506,8 @@ def get_device_properties(device: _DeviceLike = None) -> FooDeviceProperties:
     """Name, index, memory and capability of the device."""
     index = _checked_index(device)
     return FooDeviceProperties(name=get_device_name(index), index=index, total_memory=mem_get_info(index)[1],
-                               major=_CAPABILITY[0], minor=_CAPABILITY[1])
+                               major=_CAPABILITY[0], minor=_CAPABILITY[1],
+                               multi_processor_count=_os.cpu_count() or 1)
 
 
 def get_device_capability(device: _DeviceLike = None) -> tuple[int, int]:
@@ -539,3 +542,16 @@ _backend_meta_error = torch.ops.foo.backend_meta_registration_error()
 if _backend_meta_error:
     raise ImportError(f"torch_foo: registering foo's tensor metadata serialization failed: {_backend_meta_error}")
 _backend_meta.keep_backend_meta_in_deepcopy()
+
+
+# ---- torch.compile --------------------------------------------------------------------------------------------------
+def __getattr__(name: str) -> _typing.Any:
+    # Inductor looks up torch.foo.Scheduling first when it compiles a graph for a PrivateUse1 backend. Importing
+    # torch_foo._inductor registers the backend in full (importing Inductor with torch_foo would cost seconds);
+    # PythonWrapperCodegen and the rest stay absent so that Inductor does not register it again without the
+    # configuration its compiled-graph cache is keyed on.
+    if name == "Scheduling":
+        from . import _inductor
+
+        return _inductor.CppScheduling
+    raise AttributeError(f"module 'torch.foo' has no attribute {name!r}")

@@ -123,6 +123,12 @@ class CachingAllocator final : public c10::DeviceAllocator {
       stats.active_bytes[pool_type].increase(block->size);
       stats.requested_bytes[pool_type].increase(nbytes);
     });
+    if (c10::memoryProfilingEnabled()) {
+      const MemoryTotals totals = totalsOf(stats);
+      lock.unlock();
+      c10::reportMemoryUsageToProfiler(block->ptr, static_cast<int64_t>(block->size), totals.allocated,
+                                       totals.reserved, where);
+    }
     return at::DataPtr(block->ptr, block->ptr, &deleteBlock, where);
   }
 
@@ -246,6 +252,11 @@ class CachingAllocator final : public c10::DeviceAllocator {
       stats.active_bytes[pool_type].decrease(block->size);
       stats.requested_bytes[pool_type].decrease(block->requested);
     });
+    if (c10::memoryProfilingEnabled()) {
+      const MemoryTotals totals = totalsOf(stats);
+      c10::reportMemoryUsageToProfiler(ptr, -static_cast<int64_t>(block->size), totals.allocated, totals.reserved,
+                                       c10::Device(kFoo, device));
+    }
     if (block->used_on.empty()) {
       pool.cached[{block->stream, block->size}].push_back(block);
       return;
@@ -268,6 +279,16 @@ class CachingAllocator final : public c10::DeviceAllocator {
 
  private:
   static void deleteBlock(void* ptr);
+
+  // What torch.profiler's memory events (profile_memory=True) report with each allocation and free.
+  struct MemoryTotals {
+    size_t allocated;
+    size_t reserved;
+  };
+  static MemoryTotals totalsOf(const DeviceStats& stats) {
+    return {static_cast<size_t>(stats.allocated_bytes[kAggregate].current),
+            static_cast<size_t>(stats.reserved_bytes[kAggregate].current)};
+  }
 
   DevicePool& poolOf(c10::DeviceIndex device) {
     checkDeviceIndex(device);

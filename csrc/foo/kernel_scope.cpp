@@ -127,9 +127,11 @@ KernelScope::KernelScope(c10::DeviceIndex device) : device_(device), previous_de
   foo_rt::Stream stream = currentRuntimeStream(device_);
   if (!foo_rt::detail::streamIdle(stream)) FOO_CHECK(foo_rt::streamSynchronize(stream));
   previous_redirect_ = setCpuAllocationRedirect(device_);
+  if (tracingKernels()) beginKernelTrace(trace_);
 }
 
 KernelScope::~KernelScope() {
+  if (trace_.start_ns >= 0) endKernelTrace(trace_, device_, currentStreamId(device_));
   setCpuAllocationRedirect(previous_redirect_);
   if (device_ != previous_device_) foo_rt::setDevice(previous_device_);
 }

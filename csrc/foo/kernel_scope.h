@@ -14,6 +14,7 @@
 #include <initializer_list>
 
 #include "foo/common.h"
+#include "foo/profiler.h"
 
 namespace torch_foo {
 
@@ -53,6 +54,8 @@ class KernelScope {
   at::Tensor toDevice(const at::Tensor& result);
   // Writes back what an out=/in-place kernel did to the alias of `target` (resize, new storage, restride).
   void commit(const at::Tensor& target, const at::Tensor& alias);
+  // The kernel's name in a profiler trace, when not that of the operator that launched it.
+  void setTraceName(std::string name) { trace_.name = std::move(name); }
 
  private:
   struct StoragePair {
@@ -68,6 +71,7 @@ class KernelScope {
   c10::DeviceIndex previous_device_;
   int previous_redirect_;
   c10::SmallVector<StoragePair, 4> storages_;
+  KernelTrace trace_;  // filled while a profiler records foo kernels
 };
 
 // Tensors on foo are strided: its kernels run CPU kernels over device memory, and sparse layouts have no storage to
