@@ -1,6 +1,8 @@
 """Python-side registration of the foo backend; every step tolerates having been done already (autoload + import)."""
 import torch
 
+from .distributed import register_c10d_backend
+
 
 def register_backend() -> None:
     torch.utils.rename_privateuse1_backend("foo")  # the same name again is allowed
@@ -12,6 +14,7 @@ def register_backend() -> None:
         torch.utils.generate_methods_for_privateuse1_backend(
             for_tensor=True, for_module=True, for_packed_sequence=True, for_storage=True
         )
+    register_c10d_backend()
 
 
 def check_kernel_registration() -> None:
