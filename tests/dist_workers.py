@@ -248,24 +248,22 @@ def average_worker(rank: int, world_size: int) -> None:
     init(rank, world_size)
     avg, total = dist.ReduceOp.AVG, dist.ReduceOp.SUM
     device = f"foo:{torch.foo.current_device()}"
+    shape = (2 * world_size, 3)
+    cases = {  # name -> fn(input, reduce op) returning the tensor holding the result
+        "all_reduce": lambda t, op: dist.all_reduce(t, op=op) or t,
+        "reduce": lambda t, op: dist.reduce(t, dst=1, op=op) or t,
+        "reduce_scatter_tensor": lambda t, op: dist.reduce_scatter_tensor(
+            out := torch.zeros_like(t[:2]), t, op=op) or out,
+    }
     for dtype in (torch.float32, torch.float64):
         for strided in (False, True):
             place = Placement(device, strided)
-            cases = {
-                "all_reduce": lambda t, op: dist.all_reduce(t, op=op),
-                "reduce": lambda t, op: dist.reduce(t, dst=1, op=op),
-                "reduce_scatter_tensor": lambda t, op: dist.reduce_scatter_tensor(t[:1], t, op=op),
-            }
             for name, run in cases.items():
-                expected = rank_input(rank, dtype)
-                run(expected, total)
-                got = place(rank_input(rank, dtype))
-                run(got, avg)
-                if name == "reduce" and rank != 1:
-                    continue  # only the destination has the result
-                expected = expected[:1] if name == "reduce_scatter_tensor" else expected
-                got = got[:1] if name == "reduce_scatter_tensor" else got
-                torch.testing.assert_close(got.cpu(), expected / world_size, msg=f"{name} {dtype} strided={strided}")
+                expected = run(rank_input(rank, dtype, shape), total)
+                got = run(place(rank_input(rank, dtype, shape)), avg)
+                if name != "reduce" or rank == 1:  # reduce: only the destination has the result
+                    torch.testing.assert_close(got.cpu(), expected / world_size,
+                                               msg=f"{name} {dtype} strided={strided}")
             place.check_untouched()
     try:
         dist.all_reduce(torch.ones(3, dtype=torch.int64, device=device), op=avg)
@@ -323,15 +321,16 @@ def default_backend_worker(rank: int, world_size: int) -> str:
     t = torch.full((4,), float(rank + 1), device="foo")
     dist.all_reduce(t)
     torch.testing.assert_close(t.cpu(), torch.full((4,), float(sum(range(1, world_size + 1)))))
-    return dist.get_backend()
+    return dist.get_backend_config(), dist.distributed_c10d._get_default_group()._get_backend(t.device).name()
 
 
 def ddp_worker(rank: int, world_size: int, epochs: int, batch_size: int) -> list:
-    """examples/train_ddp.py's DDP training; returns the final parameters (CPU tensors)."""
+    """examples/train_ddp.py's DDP training; returns the final parameters as nested lists (tensors would travel
+    through shared memory that dies with the process)."""
     import train_ddp
 
     init(rank, world_size)
-    return train_ddp.train_ddp(rank, world_size, epochs, batch_size)
+    return [p.tolist() for p in train_ddp.train_ddp(rank, world_size, epochs, batch_size)]
 
 
 def killed_peer_worker(rank: int, world_size: int) -> str:
@@ -372,7 +371,8 @@ def mismatch_worker(rank: int, world_size: int) -> dict:
 
 
 def fsdp_worker(rank: int, world_size: int, epochs: int, batch_size: int) -> list:
-    """FSDP2 (fully_shard per layer and at the root) over a foo device mesh; returns the full final parameters."""
+    """FSDP2 (fully_shard per layer and at the root) over a foo device mesh; returns the full final parameters (as
+    nested lists)."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
@@ -388,4 +388,4 @@ def fsdp_worker(rank: int, world_size: int, epochs: int, batch_size: int) -> lis
             fully_shard(layer, mesh=mesh)
     fully_shard(model, mesh=mesh)
     train_ddp.train(model, device, epochs, batch_size, rank, world_size)
-    return [p.full_tensor().cpu() for p in model.parameters()]
+    return [p.full_tensor().cpu().tolist() for p in model.parameters()]

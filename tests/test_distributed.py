@@ -104,7 +104,7 @@ def test_collectives_follow_foo_streams_and_async_ops_overlap():
 
 @pytest.mark.slow
 def test_init_process_group_default_backend_is_foo():
-    assert dist_workers.spawn(dist_workers.default_backend_worker) == {0: "foo", 1: "foo"}
+    assert dist_workers.spawn(dist_workers.default_backend_worker) == {0: ("foo:foo", "foo"), 1: ("foo:foo", "foo")}
 
 
 @pytest.mark.slow
@@ -115,7 +115,7 @@ def test_ddp_on_two_processes_equals_single_process_training():
     for rank in (0, 1):
         for got, expected in zip(parameters[rank], reference):
             # Gradients are averaged in another order than one backward over the full batch: float rounding only.
-            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(torch.tensor(got), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow
@@ -139,4 +139,4 @@ def test_fsdp2_fully_shard_on_two_processes_equals_single_process_training():
     reference = train_ddp.reference_parameters(epochs, batch_size)
     for rank in (0, 1):
         for got, expected in zip(parameters[rank], reference):
-            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(torch.tensor(got), expected, rtol=1e-5, atol=1e-5)
