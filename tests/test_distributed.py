@@ -3,6 +3,7 @@
 Multi-process tests spawn 2 ranks (foo:0 and foo:1) through tests/dist_workers.py and compare every foo result with
 the same collective on CPU tensors through plain Gloo, or with single-process CPU training.
 """
+import subprocess
 import sys
 
 import pytest
@@ -142,3 +143,11 @@ def test_fsdp2_fully_shard_on_two_processes_equals_single_process_training():
     for rank in (0, 1):
         for got, expected in zip(parameters[rank], reference):
             torch.testing.assert_close(torch.tensor(got), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_train_ddp_example_runs_under_spawn():
+    result = subprocess.run([sys.executable, "examples/train_ddp.py", "--spawn", "2", "--epochs", "1"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 processes on foo: parameters differ from single-process CPU training by at most" in result.stdout
