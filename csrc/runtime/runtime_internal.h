@@ -31,8 +31,17 @@ inline bool isValidDevice(int device) { return device >= 0 && device < deviceCou
 // runtime (forkedChild).
 void markInUse() noexcept;
 
-// True when [ptr, ptr + bytes) lies inside one live allocation of device memory.
+// True when [ptr, ptr + bytes) lies inside one live allocation of device memory (or one imported range).
 bool isInsideAllocation(const void* ptr, std::size_t bytes);
+
+// The arena file behind a live allocation of this process and ptr's offset in it; false if ptr is not one.
+bool arenaFile(const void* dev_ptr, int* fd, std::size_t* offset);
+
+// Lookups in the device memory imported from other processes (ipcOpen); nullptr / -1 / false when not imported.
+void* importedHostView(const void* dev_ptr);
+void* importedDeviceAddress(const void* host_ptr);
+int importedDevice(const void* dev_ptr);
+bool isInsideImport(const void* dev_ptr, std::size_t bytes);
 
 }  // namespace detail
 }  // namespace foo_rt
