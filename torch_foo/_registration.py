@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from . import _build, _compile_hooks
+from .distributed import register_c10d_backend
 
 
 class RestartRequired(ImportError):
@@ -53,6 +54,7 @@ def register_backend() -> None:
         )
     copyreg.pickle(torch.Generator, _reduce_generator)
     _compile_hooks.install()
+    register_c10d_backend()
 
 
 def _reduce_generator(generator: torch.Generator):
