@@ -1,4 +1,5 @@
 """Python-side registration of the foo backend; every step tolerates having been done already (autoload + import)."""
+import atexit
 import copyreg
 
 import torch
@@ -15,6 +16,14 @@ def register_backend() -> None:
             for_tensor=True, for_module=True, for_packed_sequence=True, for_storage=True
         )
     copyreg.pickle(torch.Generator, _reduce_generator)
+    atexit.unregister(_drain_autograd_device_threads)
+    atexit.register(_drain_autograd_device_threads)
+
+
+def _drain_autograd_device_threads() -> None:
+    """At exit, before the interpreter finalizes: an autograd device thread still releasing a finished backward's
+    graph (Python objects inside) after finalization began would abort the process (see the C++ side)."""
+    torch.ops.foo.drain_autograd_device_threads()
 
 
 def _reduce_generator(generator: torch.Generator):
