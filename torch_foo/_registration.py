@@ -9,6 +9,7 @@ distinct build it loaded: reloading unchanged sources, or sources reverted to a 
 """
 from __future__ import annotations
 
+import atexit
 import copyreg
 import ctypes
 import os
@@ -55,6 +56,14 @@ def register_backend() -> None:
     copyreg.pickle(torch.Generator, _reduce_generator)
     _compile_hooks.install()
     register_c10d_backend()
+    atexit.unregister(_drain_autograd_device_threads)
+    atexit.register(_drain_autograd_device_threads)
+
+
+def _drain_autograd_device_threads() -> None:
+    """At exit, before the interpreter finalizes: an autograd device thread still releasing a finished backward's
+    graph (Python objects inside) after finalization began would abort the process (see the C++ side)."""
+    torch.ops.foo.drain_autograd_device_threads()
 
 
 def _reduce_generator(generator: torch.Generator):

@@ -20,7 +20,8 @@ struct PinnedHostAllocator final : public at::HostAllocator {
   }
   at::DeleterFnPtr raw_deleter() const override { return &freePinned; }
   void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
-  // Each pinned block is freed when its tensor dies; there is no cache to protect from stream reuse.
+  // Each pinned block is freed when its tensor dies; there is no cache to protect from stream reuse, and a block freed
+  // under a queued copy stays mapped until the copy has run (foo_rt::freeHost), so no event is needed.
   bool record_event(void* /*ptr*/, void* /*ctx*/, c10::Stream /*stream*/) override { return true; }
   void empty_cache() override {}
   at::HostStats get_stats() override { return {}; }

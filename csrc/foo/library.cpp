@@ -1,11 +1,14 @@
 // torch.ops.foo: the state library's own operators, used by the Python package (no pybind11 needed). The kernel
 // registry's operators are defined beside it, in registration.cpp; the custom operators (mymuladd, ...) in the
 // reloadable kernels library, csrc/kernels/custom_ops.cpp.
+#include <ATen/ops/zeros.h>
+#include <c10/core/GradMode.h>
 #include <torch/library.h>
 
 #include <chrono>
 #include <thread>
 
+#include "foo/allocator.h"
 #include "foo/common.h"
 #include "foo/fallback_report.h"
 #include "foo/generator.h"
@@ -31,6 +34,27 @@ void sleepOnStream(int64_t microseconds) {
   FOO_CHECK(foo_rt::launchAsync(currentRuntimeStream(currentDevice()), [microseconds] {
     std::this_thread::sleep_for(std::chrono::microseconds(microseconds));
   }));
+}
+
+bool anyDeviceMemoryAllocated() {
+  for (c10::DeviceIndex device = 0; device < deviceCount(); ++device) {
+    const auto& allocations = deviceAllocator().getDeviceStats(device).allocation;
+    if (allocations[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].allocated > 0) return true;
+  }
+  return false;
+}
+
+// Called at exit, before the interpreter finalizes: returns once every foo device's autograd thread has finished what
+// it was given. Just after a backward returns, those threads may still be starting (each takes the GIL once) or
+// releasing the finished graph (tensors owning Python objects); either, once finalization has begun, ends the thread
+// inside a destructor: std::terminate. A C++-only backward on each device queues behind that work, and its own graph
+// owns no Python object.
+void drainAutogradDeviceThreads() {
+  if (foo_rt::forkedChild() || !anyDeviceMemoryAllocated()) return;  // no foo graph ever ran
+  c10::AutoGradMode grad_enabled(true);
+  for (c10::DeviceIndex device = 0; device < deviceCount(); ++device) {
+    at::zeros({}, at::TensorOptions().device(kFoo, device)).requires_grad_(true).mul(2).backward();
+  }
 }
 
 std::string policyName() {
@@ -59,6 +83,7 @@ TORCH_LIBRARY(foo, m) {
   });
   m.def("in_bad_fork() -> bool", [] { return foo_rt::forkedChild(); });
   m.def("sleep(int microseconds) -> ()", &sleepOnStream);
+  m.def("drain_autograd_device_threads() -> ()", &drainAutogradDeviceThreads);
   m.def("raise_formatted_error(int[] sizes) -> ()", &raiseFormattedError);
   m.def("default_generator(int device) -> Generator?", [](int64_t device) -> at::Generator {
     checkDeviceIndex(device);
