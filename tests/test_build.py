@@ -679,14 +679,30 @@ sys.exit(main(sys.argv[1:]))
         return result.stdout
 
     info = cli()
-    assert f"torch:      {torch.__version__}" in info
-    assert re.search(r"^build key: +[0-9a-f]{16}-[0-9a-f]{16}$", info, re.MULTILINE), info
-    assert f"build dir:  {root}/" in info
-    assert "cached:     no" in info
-    assert cli("rebuild").startswith("built ")
-    assert "cached:     yes" in cli("info")
+    assert f"torch:          {torch.__version__}" in info
+    for library in ("state", "kernels"):
+        assert re.search(rf"^{library} key: +[0-9a-f]{{16}}-[0-9a-f]{{16}}$", info, re.MULTILINE), info
+        assert re.search(rf"^{library} dir: +{re.escape(str(root))}/", info, re.MULTILINE), info
+    assert re.findall(r"^\w+ cached: +(yes|no)", info, re.MULTILINE) == ["no", "no"], info
+    built = cli("rebuild")
+    assert re.findall(r"^built .*/(torch_foo_C|torch_foo_kernels)-", built, re.MULTILINE) == [
+        "torch_foo_C", "torch_foo_kernels"], built
+    assert re.findall(r"^\w+ cached: +(yes|no)", cli("info"), re.MULTILINE) == ["yes", "yes"]
     assert "removed" in cli("clean")
-    assert "cached:     no" in cli("info")
+    assert re.findall(r"^\w+ cached: +(yes|no)", cli("info"), re.MULTILINE) == ["no", "no"]
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [({"TORCH_FOO_SANITIZE": "adress"}, "unknown sanitizer"),
+     ({"TORCH_FOO_BUILD_DIR": "/proc/version"}, "cannot create the build directory /proc/version/compilers")],
+    ids=["sanitizer-typo", "root-is-a-file"],
+)
+def test_cli_reports_a_bad_setup_without_a_traceback(tmp_path, env, message):
+    result = subprocess.run([sys.executable, "-m", "torch_foo", "info"], cwd=REPO,
+                            env=clean_env(tmp_path / "root", **env), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
 def test_invoked_as_cli_only_under_python_dash_m(tmp_path):
