@@ -122,9 +122,11 @@ def test_custom_kernel_walkthrough_applies_builds_and_passes(tmp_path):
 def test_benchmark_report_smoke_run(tmp_path):
     """benchmarks/report.py --quick runs both benchmarks, parses their output and writes the table and the plot."""
     result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "report.py"), "--quick", "--no-build", "--output-dir", str(tmp_path)],
+        [sys.executable, str(REPO / "benchmarks" / "report.py"), "--quick", "--no-build", "--output-dir",
+         str(tmp_path / "report")],  # a directory that does not exist yet
         cwd=REPO, env=this_checkout_first(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    tmp_path = tmp_path / "report"
     table = (tmp_path / "results.md").read_text()
     for row in ("warm `import torch; import torch_foo` vs `import torch`", "small add (16)", "large cumsum",
                 "MLP training step", "![foo/CPU time ratio per op](ops_ratio.png)"):

@@ -60,7 +60,7 @@ NOTEBOOK_CELLS = [
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         import torch_foo
-    print("stale warning:", [str(w.message) for w in caught if "call torch_foo.reload()" in str(w.message)] != [])
+    print("stale warning:", [str(w.message) for w in caught if "Call torch_foo.reload()" in str(w.message)] != [])
     torch_foo.reload()
     torch.testing.assert_close(torch_foo.ops.mymuladd(x, x, 1.0).cpu(), x_cpu * x_cpu + 101)
     train_step()  # the earlier tensors, model and optimizer state work with the new kernels

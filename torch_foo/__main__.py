@@ -23,10 +23,10 @@ def _print_info(specs: _build.BackendSpecs) -> None:
             (f"{label} key", facts["key"]),
             (f"{label} dir", facts["build_dir"]),
             (f"{label} lib", facts["library"]),
-            (f"{label} ok", "cached" if facts["cached"] else "not built (the next `import torch_foo` builds it)"),
+            (f"{label} cached", "yes" if facts["cached"] else "no (the next `import torch_foo` builds it)"),
         ]
     for label, value in rows:
-        print(f"{label + ':':<12} {value}")
+        print(f"{label + ':':<15} {value}")
 
 
 def main(argv: list[str] | None = None) -> int:

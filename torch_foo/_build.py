@@ -60,7 +60,7 @@ KERNELS_DIR = "kernels"
 MARKER = ".torch_foo"  # in every directory torch_foo creates in the build root; `clean --all` deletes only those
 _DIGEST_CHUNK = 1 << 20
 # Static registrations cannot be withdrawn, so a reloadable library must not have any.
-_STATIC_REGISTRATION = re.compile(r"^\s*TORCH_LIBRARY(_IMPL|_FRAGMENT)?\s*\(", re.MULTILINE)
+_STATIC_REGISTRATION = re.compile(r"^[ \t]*(TORCH_LIBRARY(?:_IMPL|_FRAGMENT)?)\s*\(", re.MULTILINE)
 
 
 class BuildError(ImportError):
@@ -676,7 +676,7 @@ def _check_no_static_registrations(plan: _Plan) -> None:
         if match := _STATIC_REGISTRATION.search(text):
             line = text.count("\n", 0, match.start()) + 1
             raise BuildError(
-                f"torch_foo: {plan.source_dir / name}:{line}: {match.group().strip()} in the reloadable kernels "
+                f"torch_foo: {plan.source_dir / name}:{line}: {match.group(1)} in the reloadable kernels "
                 "library: static registrations cannot be withdrawn on reload; use FOO_KERNELS, FOO_OPERATORS or "
                 "FOO_OPERATOR_KERNELS (csrc/foo/registration.h)"
             )

@@ -90,8 +90,8 @@ def load(specs: _build.BackendSpecs, state_library: Path, kernels_library: Path)
         _loaded = _Loaded(state_library, _build.source_digests(specs.state))
     elif state_library != _loaded.state_library:
         raise RestartRequired(_restart_message(specs.state))
-    register_backend()
     _install_kernels(kernels_library, specs.kernels)
+    register_backend()  # after the kernels: a backend whose kernels did not register stays invisible
 
 
 def check_state_unchanged(specs: _build.BackendSpecs) -> None:
