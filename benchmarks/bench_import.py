@@ -33,7 +33,7 @@ import importlib.util, sys
 spec = importlib.util.spec_from_file_location("torch_foo_build", {str(REPO / "torch_foo" / "_build.py")!r})
 build = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(build)
-build.ensure_built(build.backend_spec())
+build.ensure_built(build.backend_specs().kernels)  # and the state library it links against
 """
 
 
@@ -59,7 +59,7 @@ def compiled_units(ninja_output: str) -> int:
 
 def time_builds(env: dict[str, str], workspace: Path, edit: str | None) -> None:
     source_dir = workspace / "csrc"
-    shutil.copytree(REPO / "csrc", source_dir, ignore=shutil.ignore_patterns("build*"))  # not CMake's builds
+    shutil.copytree(REPO / "csrc", source_dir, ignore=shutil.ignore_patterns("build", "tests"))  # not CMake's builds
     env.update(TORCH_FOO_SOURCE_DIR=str(source_dir), TORCH_FOO_BUILD_DIR=str(workspace / "build"))
     env.pop("TORCH_FOO_QUIET", None)
 

@@ -1,6 +1,7 @@
 """Time ops on foo against the same ops on CPU, interleaved, and compare with the spec's goals.
 
     python benchmarks/bench_ops.py [--quick] [--repeat N] [--json PATH]
+    python benchmarks/bench_ops.py --stages        # where a small foo op's time goes
 
 Measurements: small ops (add, mul, relu, sum on 16 elements, mm on 4x4), where per-call overhead dominates; the same
 ops on large inputs (16M elements, mm 2048x2048; outputs preallocated, see large_cases), where the kernels dominate; a
@@ -210,6 +211,15 @@ def machine_info() -> dict:
     }
 
 
+def print_stages(runs: int = 5, iterations: int = 200_000) -> None:
+    """Prints where the time of `a + b` on 16 floats goes on foo (and the whole op on CPU), in nanoseconds."""
+    samples = [torch.ops.foo.small_op_stages(iterations) for _ in range(runs)]
+    names = samples[0][0]
+    print(f"a + b on 16 floats, stages timed in C++ loops of {iterations:,} calls, medians of {runs} runs")
+    for i, name in enumerate(names):
+        print(f"{name:<64} {statistics.median(s[1][i] for s in samples):8.0f} ns")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -220,9 +230,14 @@ def main() -> None:
                         help="torch intra-op threads (default: torch's choice); 1 keeps parallel kernels from waiting "
                              "on a core that another process is using")
     parser.add_argument("--json", metavar="PATH", help="also write the results to PATH as JSON")
+    parser.add_argument("--stages", action="store_true",
+                        help="only split a small add (16 floats) into its stages, timed in C++ (medians of 5 runs)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.stages:
+        print_stages()
+        return
     sizes = QUICK_SIZES if args.quick else Sizes()
     repeat = args.repeat or (5 if args.quick else 11)
     sample_time = args.sample_time or (0.02 if args.quick else 0.05)

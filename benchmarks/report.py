@@ -192,6 +192,7 @@ def main() -> None:
         ops = json.loads(ops_json.read_text())
 
     command = " ".join(["python benchmarks/report.py", *sys.argv[1:]])
+    args.output_dir.mkdir(parents=True, exist_ok=True)
     results, plot = args.output_dir / "results.md", args.output_dir / "ops_ratio.png"
     write_results(results, import_rows(import_output) + op_rows(ops["results"]), ops, command)
     plot_ratios(plot, ops["results"])

@@ -4,8 +4,8 @@
 
 The data set is three interleaved spirals made from a fixed seed (nothing is downloaded). The model is initialised
 and the batches are shuffled on the CPU from fixed seeds, so the foo and CPU runs see identical numbers and their loss
-curves should agree to float rounding. Exits 1 if the test accuracy ends below --min-accuracy or the curves differ by
-more than --tolerance.
+curves should agree to float rounding. Exits 1 if the test accuracy ends below --min-accuracy (by default 90% for a
+run of 30 epochs or more) or the curves differ by more than --tolerance.
 """
 import argparse
 import sys
@@ -22,6 +22,8 @@ except ImportError:
     tqdm = None
 
 NUM_CLASSES = 3
+# The accuracy a full run must reach; a few epochs do not get there, so shorter runs report their accuracy only.
+FULL_RUN_EPOCHS, FULL_RUN_ACCURACY = 30, 0.9
 TRAIN_SEED, TEST_SEED, MODEL_SEED = 0, 1, 2
 
 
@@ -120,14 +122,20 @@ def train(device: str, epochs: int, optimizer_name: str, batch_size: int, verbos
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="foo", help="device to train on (default foo)")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=FULL_RUN_EPOCHS)
     parser.add_argument("--optimizer", choices=["sgd", "adam"], default="adam")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--no-compare", action="store_true", help="skip the reference run on CPU")
-    parser.add_argument("--min-accuracy", type=float, default=0.9, help="fail below this test accuracy (default 0.9)")
+    parser.add_argument("--min-accuracy", type=float,
+                        help=f"fail below this test accuracy (default {FULL_RUN_ACCURACY} for runs of "
+                        f"{FULL_RUN_EPOCHS} epochs or more; shorter runs only report it)")
     parser.add_argument("--tolerance", type=float, default=1e-4,
                         help="fail if a per-epoch loss differs from CPU's by more (default 1e-4)")
     args = parser.parse_args()
+    if args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    if args.min_accuracy is None and args.epochs >= FULL_RUN_EPOCHS:
+        args.min_accuracy = FULL_RUN_ACCURACY
 
     torch_foo.reset_fallback_stats()
     started = time.perf_counter()
@@ -136,7 +144,10 @@ def main() -> int:
           f"final loss {losses[-1]:.4f}, test accuracy {test_accuracy:.1%}")
     print(f"ops that ran through the CPU fallback: {torch_foo.fallback_stats() or 'none'}")
     failed = False
-    if test_accuracy < args.min_accuracy:
+    if args.min_accuracy is None:
+        print(f"(a run of {args.epochs} epochs is too short for the {FULL_RUN_ACCURACY:.0%} accuracy bar of "
+              f"{FULL_RUN_EPOCHS} epochs: reported only)")
+    elif test_accuracy < args.min_accuracy:
         print(f"FAIL: test accuracy {test_accuracy:.1%} is below --min-accuracy {args.min_accuracy:.1%}")
         failed = True
 

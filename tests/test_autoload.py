@@ -7,6 +7,7 @@ import pytest
 
 import torch_foo  # noqa: F401  (builds the backend so autoload finds it)
 from helpers import run_python
+from torch_foo import _build
 
 pytestmark = pytest.mark.skipif(
     not any(ep.name == "torch_foo" for ep in entry_points(group="torch.backends")),
@@ -56,8 +57,64 @@ def test_import_torch_without_a_build_warns_and_does_not_compile(tmp_path):
     )
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
-    assert "no build of the foo backend matches" in result.stderr, result.stderr
+    assert "left foo disabled (no build of the foo backend matches" in result.stderr, result.stderr
     assert "compiling" not in result.stderr.lower(), result.stderr
     assert result.stdout.split() == ["False", "False", "privateuseone", "foo", "unusable"]
     assert list(build_dir.iterdir()) == []  # nothing built, nothing locked
     assert elapsed < 20, elapsed  # a compile takes about a minute on 2 cores; import torch about a second
+
+
+LEFT_DISABLED = "torch_foo: `import torch` left foo disabled"
+
+
+@pytest.mark.parametrize(
+    "env, error",
+    [
+        ({"CXX": "no-such-compiler-xyz"}, "apt-get install g++"),
+        ({"TORCH_FOO_SANITIZE": "adress"}, "unknown sanitizer"),
+        ({"TORCH_FOO_SOURCE_DIR": "/no/such/sources"}, "does not exist"),
+        ({"TORCH_FOO_BUILD_DIR": "LINK"}, "it is a symbolic link"),
+    ],
+    ids=["no-compiler", "sanitizer-typo", "no-sources", "refused-cache"],
+)
+def test_a_broken_setup_never_breaks_import_torch(env, error, tmp_path):
+    """`import torch` succeeds with one warning that says what happened and leaves foo disabled; only
+    `import torch_foo` raises, with the full error. The refused cache is the working one reached through a link."""
+    if env.get("TORCH_FOO_BUILD_DIR") == "LINK":
+        link = tmp_path / "cache"
+        link.symlink_to(_build._build_root(_build.backend_specs().state))
+        env = {"TORCH_FOO_BUILD_DIR": str(link)}
+    result = run_python(
+        """
+        import sys, torch
+        print(hasattr(torch, "foo"), "torch_foo" in sys.modules)
+        try:
+            import torch_foo
+        except ImportError as error:
+            print(type(error).__name__, str(error).replace(chr(10), " "))
+        """,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count(LEFT_DISABLED) == 1, result.stderr
+    assert error in result.stderr.split(LEFT_DISABLED)[1].splitlines()[0]  # the warning names the cause
+    lines = result.stdout.splitlines()
+    assert lines[0] == "False False"
+    assert lines[1].startswith("BuildError") and error in lines[1], result.stdout
+
+
+def test_no_left_disabled_warning_when_the_same_line_imports_torch_foo():
+    result = run_python(
+        """
+        try:
+            import torch, torch_foo
+        except ImportError as error:
+            print(type(error).__name__)
+        """,
+        env={"CXX": "no-such-compiler-xyz"},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "BuildError"
+    assert LEFT_DISABLED not in result.stderr, result.stderr

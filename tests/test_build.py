@@ -1,8 +1,8 @@
 """Tests of the build-and-load machinery (torch_foo/_build.py), driven by a two-file C++ library in
 build_fixtures/two_units rather than the real backend: ops.cpp defines the op build_fixture::answer(), which returns
 fixture_value() from value.cpp. The tests rewrite value.cpp, which includes no torch header and so recompiles in a
-fraction of a second. The fixture's tests/ and build-release/ directories hold files that do not compile: they must
-be skipped.
+fraction of a second. The fixture's tests/ and build-release/ (a CMake build tree) directories hold files that do not
+compile: they must be skipped. kernels/ stands in for the backend's kernels library where a test needs both.
 
 Libraries are loaded only in fresh subprocesses: a TORCH_LIBRARY namespace can be defined once per process. Building
 without loading is fine in this process.
@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = REPO / "torch_foo"
 FIXTURE = Path(__file__).resolve().parent / "build_fixtures" / "two_units"
 BUILD_TIMEOUT = 600  # seconds; generous, as other builds may share the machine
-COMPILING = "torch_foo: compiling the foo backend"
+COMPILING = "torch_foo: compiling"
 
 
 def _load_build_module():
@@ -137,8 +137,10 @@ def test_build_then_warm_load(workspace):
     set_value(workspace.sources, 7)
     first = load_answer(workspace.sources, workspace.root)
     assert first.stdout.strip() == "7"
-    assert f"{COMPILING} (first import only, about a minute) in {workspace.workdir} ..." in first.stderr
+    assert f"{COMPILING} build_fixture (first import only, about a minute) in {workspace.workdir} ..." in first.stderr
     assert re.search(r"^\[\d+/\d+\] CXX value\.cpp$", first.stderr, re.MULTILINE), first.stderr
+    assert re.search(r"^\[\d+/\d+\] LINK build_fixture$", first.stderr, re.MULTILINE), first.stderr
+    assert " -c " not in first.stderr  # progress, not the compiler commands
 
     second = load_answer(workspace.sources, workspace.root)
     assert second.stdout.strip() == "7"
@@ -171,7 +173,12 @@ def test_editing_one_unit_recompiles_only_it_quietly(workspace):
     assert result.stdout.strip() == "12"
     assert result.stderr == ""
     after = object_mtimes(workspace.workdir)
-    assert sorted(name for name in after if after[name] != before.get(name)) == ["obj/value.cpp.o"]
+    assert sorted(name for name in after if after[name] != before.get(name)) == ["value.o"]
+
+    set_value(workspace.sources, 13)
+    rebuild = load_answer(workspace.sources, workspace.root)
+    assert f"torch_foo: recompiling what changed in build_fixture in {workspace.workdir} ..." in rebuild.stderr
+    assert "first import" not in rebuild.stderr
 
 
 def test_warm_import_of_the_real_backend_imports_no_cpp_extension_and_spawns_nothing():
@@ -204,10 +211,10 @@ def test_verbose_shows_commands_and_max_jobs_limits_ninja(workspace, monkeypatch
     monkeypatch.setenv("MAX_JOBS", "1")
     set_value(workspace.sources, 13)
     _build.build(workspace.spec)
-    (ninja_command,) = [c for c in commands if Path(c[0]).name == "ninja"]
+    (ninja_command,) = [c for c in commands if Path(c[0]).name == "ninja" and "--version" not in c]
     assert ninja_command[1:] == ["-v", "-j", "1"]
     log = (workspace.workdir / "build.log").read_text()
-    assert re.search(r"-c \S*value\.cpp -o obj/value\.cpp\.o", log), log  # the full command, not "CXX value.cpp"
+    assert re.search(r"-c \S*value\.cpp -o value\.o", log), log  # the full command, not "CXX value.cpp"
 
 
 @pytest.mark.slow
@@ -313,7 +320,7 @@ def test_corrupted_library_is_detected_and_rebuilt(workspace, corruption):
 
     result = load_answer(workspace.sources, workspace.root)
     assert result.stdout.strip() == "31"
-    assert COMPILING in result.stderr
+    assert "torch_foo: recompiling what changed in build_fixture" in result.stderr
     assert library.read_bytes() == content
 
 
@@ -342,6 +349,68 @@ def test_source_hash_covers_sources_and_headers_but_not_tests_or_build_dirs(tmp_
     edited = _build.library_path(spec)
     assert edited.parent == original.parent  # same toolchain directory: ninja rebuilds incrementally
     assert edited != original
+
+    builders = sources / "builders"  # a source directory whose name starts with "build" is an ordinary one
+    builders.mkdir()
+    (builders / "more.h").write_text("// hashed\n")
+    assert _build.library_path(spec) != edited
+    (builders / "more.cpp").write_text("int more() { return 1; }\n")
+    assert "builders/more.cpp" in _build._scan_sources(spec)[0]
+
+
+def test_sources_sharing_a_file_name_both_compile(workspace, tmp_path):
+    """cpp_extension names objects after the file name alone: one/same.cpp and two/same.cpp must not overwrite each
+    other's object."""
+    sources = fresh_sources(tmp_path)
+    for name, number in (("one", 1), ("two", 2)):
+        (sources / name).mkdir()
+        (sources / name / "same.cpp").write_text(f"int {name}() {{ return {number}; }}\n")
+    library = _build.build(fixture_spec(sources, workspace.root))
+    symbols = subprocess.run(["nm", "-D", "--defined-only", str(library)], capture_output=True, text=True).stdout
+    assert "_Z3onev" in symbols and "_Z3twov" in symbols, symbols
+
+
+def test_published_library_is_what_was_compiled_when_sources_change_during_the_build(workspace, monkeypatch):
+    set_value(workspace.sources, 71)
+    run_ninja = _build._run_ninja
+
+    def edit_then_run_ninja(ninja, plan):
+        set_value(workspace.sources, 99)  # after the build took its snapshot, before anything compiled
+        run_ninja(ninja, plan)
+
+    monkeypatch.setattr(_build, "_run_ninja", edit_then_run_ninja)
+    published = _build.build(workspace.spec)
+    monkeypatch.undo()
+    set_value(workspace.sources, 71)
+    assert _build.find_built(workspace.spec) == published  # published under the hash of value 71, its content
+    assert load_answer(workspace.sources, workspace.root).stdout.strip() == "71"
+    set_value(workspace.sources, 99)
+    assert load_answer(workspace.sources, workspace.root).stdout.strip() == "99"
+
+
+def test_a_stale_cpp_extension_lock_file_does_not_hang_the_build(workspace):
+    """cpp_extension waits forever on a lock file a killed build left behind; the build clears it under its OS lock."""
+    set_value(workspace.sources, 72)
+    (workspace.workdir / "lock").write_text("")
+    result = run_python(PRELUDE + "print(_build.build(spec).name)", workspace.sources, workspace.root, timeout=300,
+                        TORCH_FOO_QUIET="1")
+    assert result.returncode == 0, result.stderr
+    assert not (workspace.workdir / "lock").exists()
+
+
+@pytest.mark.parametrize("value, accepted", [(73, True), (-11, False)], ids=["exceptions-work", "exceptions-crash"])
+def test_a_toolchain_whose_exceptions_crash_is_refused_at_build_time(workspace, value, accepted):
+    """The fixture's probe op segfaults for value -11, as every TORCH_CHECK with a formatted message did with a CXX
+    wrapper script; the build must refuse to publish such a library, naming the compiler."""
+    set_value(workspace.sources, value)
+    spec = fixture_spec(workspace.sources, workspace.root, exception_probe="foo::raise_formatted_error")
+    if accepted:
+        assert _build.build(spec).exists()
+        return
+    with pytest.raises(_build.BuildError, match=r"cannot carry C\+\+ exceptions.*killed by signal 11") as refused:
+        _build.build(spec)
+    assert _build.info(spec)["compiler_version"] in str(refused.value)
+    assert _build.find_built(spec) is None
 
 
 # --------------------------------------------------------------------------------------------- crashes and races
@@ -432,6 +501,60 @@ def test_writable_build_directory_is_refused(workspace, directory, mode_bits):
         path.chmod(mode)
 
 
+@pytest.mark.parametrize("mode_bits", [0o002, 0o020], ids=["other-writable", "group-writable"])
+def test_writable_file_in_the_cache_is_refused(workspace, mode_bits):
+    """Objects, ninja files and libraries are linked or loaded: any of them writable by others is refused."""
+    set_value(workspace.sources, 74)
+    _build.build(workspace.spec)
+    set_value(workspace.sources, 75)
+    victim = workspace.workdir / "ops.o"
+    victim.chmod(victim.stat().st_mode | mode_bits)
+    try:
+        with pytest.raises(_build.BuildError, match=rf"refusing to use {re.escape(str(victim))}: it is writable"):
+            _build.build(workspace.spec)
+    finally:
+        victim.chmod(0o644)
+
+
+def test_symlinked_build_root_or_one_under_a_writable_directory_is_refused(tmp_path):
+    sources = fresh_sources(tmp_path)
+    spec_for = lambda root: fixture_spec(sources, root)  # noqa: E731
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with pytest.raises(_build.BuildError, match="it is a symbolic link"):
+        _build.build(spec_for(link))
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # writable by others and not sticky: anyone may rename the root away
+    with pytest.raises(_build.BuildError, match=f"its parent directory {re.escape(str(shared))} is writable"):
+        _build.build(spec_for(shared / "root"))
+    shared.chmod(0o1777)  # sticky, as /tmp: only the owner may rename the root
+    assert _build.library_path(spec_for(shared / "root"))
+
+
+def test_clean_all_deletes_only_what_torch_foo_made(tmp_path):
+    root = tmp_path / "root"
+    spec = fixture_spec(fresh_sources(tmp_path), root)
+    workdir = _build.library_path(spec).parents[1]  # creates root/compilers/
+    _build._make_private_dirs(root, workdir / "lib")
+    (root / f"{workdir.name}.lock").write_text("")
+    for name in ("datasets", "models", "src"):
+        (root / name).mkdir()
+        (root / name / "keep.txt").write_text("precious")
+    victim = tmp_path / "home"
+    (victim / ".ssh").mkdir(parents=True)
+    (root / "0123456789abcdef").symlink_to(victim)  # a toolchain-like name that is a link: followed by nothing
+
+    removed, kept = _build.clean(spec, everything=True)
+
+    assert sorted(removed) == sorted([root / "compilers", workdir, root / f"{workdir.name}.lock"])
+    assert sorted(kept) == sorted(root / name for name in ("0123456789abcdef", "datasets", "models", "src"))
+    assert all((root / name / "keep.txt").read_text() == "precious" for name in ("datasets", "models", "src"))
+    assert (victim / ".ssh").is_dir()
+
+
 def test_writable_empty_build_root_is_refused_before_building(tmp_path):
     root = tmp_path / "root"
     root.mkdir(mode=0o777)
@@ -492,14 +615,15 @@ def test_key_changes_with_torch_version_git_version_compiler_python_abi_and_flag
 def test_backend_spec_sources_and_sanitizer_flags(tmp_path, monkeypatch):
     monkeypatch.delenv("TORCH_FOO_SANITIZE", raising=False)
     monkeypatch.delenv("TORCH_FOO_SOURCE_DIR", raising=False)
-    plain = _build.backend_spec()
-    assert plain.name == "torch_foo_C"
-    assert plain.source_dir == REPO / "csrc"
+    plain, kernels = _build.backend_specs()
+    assert (plain.name, kernels.name) == ("torch_foo_C", "torch_foo_kernels")
+    assert plain.source_dir == kernels.source_dir == REPO / "csrc"
+    assert plain.excluded_dirs == kernels.compiled_dirs == ("kernels",) and kernels.links == plain
     assert "-O2" in plain.extra_cflags
 
     monkeypatch.setenv("TORCH_FOO_SOURCE_DIR", str(tmp_path))
     monkeypatch.setenv("TORCH_FOO_SANITIZE", "undefined, address")
-    sanitized = _build.backend_spec()
+    sanitized = _build.backend_specs().state
     assert sanitized.source_dir == tmp_path
     flags = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g")
     assert set(flags) <= set(sanitized.extra_cflags)
@@ -511,8 +635,8 @@ def test_backend_spec_sources_and_sanitizer_flags(tmp_path, monkeypatch):
     assert plain_key.parents[1] != sanitized_key.parents[1]
 
     monkeypatch.setenv("TORCH_FOO_SANITIZE", "memory")
-    with pytest.raises(ValueError, match="unknown sanitizer"):
-        _build.backend_spec()
+    with pytest.raises(_build.BuildError, match="unknown sanitizer"):
+        _build.backend_specs()
 
 
 def test_build_root_resolution(tmp_path, monkeypatch):

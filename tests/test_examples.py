@@ -46,6 +46,15 @@ def test_train_mlp_matches_cpu_without_fallbacks(optimizer, device):
     assert result.stdout.splitlines()[-1] == "OK"
 
 
+def test_train_mlp_short_run_reports_its_accuracy_and_zero_epochs_is_refused():
+    short = run_example("train_mlp.py", "--epochs", "2", "--no-compare", timeout=120)
+    assert short.returncode == 0, short.stdout + short.stderr
+    assert "too short for the 90% accuracy bar" in short.stdout and short.stdout.splitlines()[-1] == "OK"
+    none = run_example("train_mlp.py", "--epochs", "0", timeout=60)
+    assert none.returncode == 2
+    assert "--epochs must be at least 1, got 0" in none.stderr
+
+
 def test_train_mlp_fails_below_min_accuracy():
     result = run_example("train_mlp.py", "--epochs", "1", "--min-accuracy", "0.999", "--no-compare", timeout=120)
     assert result.returncode == 1

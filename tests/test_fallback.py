@@ -128,6 +128,45 @@ def test_fallback_rejects_mixed_devices():
         torch.cumsum(torch.ones(3, device="foo:0"), 0, out=torch.empty(3, device="foo:1"))
 
 
+@pytest.mark.parametrize("write_into_cpu", [
+    lambda a, out: torch.add(a, a, out=out),  # native out=
+    lambda a, out: torch.cumsum(a, 0, out=out),  # fallback out=
+    lambda a, out: torch.max(a, 0, out=(out, torch.empty(0, dtype=torch.long, device="foo:1"))),  # two outputs
+    lambda a, out: out.add_(a.sum()),  # native in-place on a CPU 0-dim tensor
+], ids=["native_out", "fallback_out", "two_outs", "native_inplace"])
+def test_cpu_out_with_foo_inputs_is_rejected_like_cuda(write_into_cpu):
+    """A CPU 0-dim tensor may be an input of a foo op (a scalar), never its output: written, it would be resized into
+    device memory behind its CPU device (and shared with a forked child). CUDA refuses it with this message."""
+    a = torch.arange(3.0, device="foo:1")
+    out = torch.tensor(5.0)
+    with pytest.raises(RuntimeError, match=r"Expected out tensor to have device foo:1, but got cpu instead"):
+        write_into_cpu(a, out)
+    assert out.shape == () and out.item() == 5.0
+
+
+def test_cpu_only_custom_op_keeps_no_cpu_tensors_in_device_memory():
+    """A custom operator with only a CPU kernel (here in Python) runs on host copies: what it keeps from its inputs and
+    what it allocates for later are real host memory, not CPU views of device blocks that later hold other tensors."""
+    kept = []
+
+    @torch.library.custom_op("foo_reliability_test::keep_and_add", mutates_args=(), device_types="cpu")
+    def keep_and_add(x: torch.Tensor) -> torch.Tensor:
+        kept.append(x)  # an input kept past the call
+        kept.append(torch.full_like(x, 2.0))  # a tensor created for later
+        return x + kept[-1]
+
+    x_cpu = torch.arange(4096.0)
+    x = x_cpu.to("foo")
+    torch.foo.synchronize()
+    allocated = torch.foo.memory_allocated()
+    assert_same(keep_and_add(x), keep_and_add(x_cpu))
+    assert torch.foo.memory_allocated() == allocated  # the result is gone; nothing the op kept is device memory
+    del x
+    reuser = torch.full((4096,), -1.0, device="foo")  # takes the freed block
+    assert torch.equal(kept[0], x_cpu) and torch.equal(kept[1], torch.full((4096,), 2.0))
+    assert torch.equal(reuser.cpu(), torch.full((4096,), -1.0))
+
+
 def test_large_fallback_op_is_in_place():
     """The fallback must not copy its inputs: device memory grows only by the output."""
     x = torch.randn(1 << 20, device="foo")

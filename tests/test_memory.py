@@ -189,3 +189,30 @@ def test_memory_summary_reports_the_pools():
     assert rows["allocations"] == ["1", "1", "1", "0"]
     assert "out-of-memory errors: 0" in full
     assert "from small pool" not in abbreviated
+
+
+def test_pinned_block_resized_under_a_queued_copy_stays_mapped_for_the_copy():
+    """Resizing a pinned tensor reallocates it; non_blocking copies still queued on its old block (to or from the
+    device) must find it mapped until they have run (as CUDA's host allocator keeps it until the copy's event), instead
+    of faulting in the stream's worker or landing in memory a new mapping reuses. A subprocess: the fault kills it."""
+    result = run_python("""
+        import torch, torch_foo
+        n = 1 << 20
+        expected = torch.arange(n, dtype=torch.float32)
+        source = torch.empty(n, pin_memory=True).copy_(expected)  # resizable, unlike pin_memory()'s storage
+        landing = torch.empty(n, pin_memory=True)
+        stream = torch.foo.Stream()
+        with torch.foo.stream(stream):
+            torch.foo._sleep(300_000)  # the copies below stay queued while the host resizes
+            on_device = source.to("foo", non_blocking=True)
+            landing.copy_(on_device, non_blocking=True)
+        source.resize_(2 * n)
+        landing.resize_(2 * n)
+        assert not stream.query(), "the copies ran before the resizes: the test proves nothing"
+        stream.synchronize()
+        assert torch.equal(on_device.cpu(), expected)
+        assert torch.equal(source[:n], expected)  # the resize kept the old contents
+        print("ok")
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

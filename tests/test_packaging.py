@@ -1,5 +1,6 @@
 """A plain (non-editable) install: the wheel carries the C++ sources and compiles nothing; the installed package's
 first import builds from its own copy of the sources, later imports load that build."""
+import site
 import subprocess
 import sys
 import zipfile
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-COMPILING = "torch_foo: compiling the foo backend"
+COMPILING = "torch_foo: compiling"
 
 
 def run(command, **kwargs):
@@ -29,8 +30,13 @@ def test_wheel_ships_sources_and_installed_package_builds_on_first_import(tmp_pa
     assert not [n for n in names if "/tests/" in n], "test sources of csrc/ were packaged"
 
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
+    run([sys.executable, "-m", "venv", str(venv)])
     python = str(venv / "bin" / "python")
+    # torch and the other dependencies from this interpreter's site-packages, also when it is itself a virtual
+    # environment (--system-site-packages would give the base interpreter's, without torch). Path lines only: the
+    # .pth files there (an editable torch_foo) are not processed.
+    venv_site = run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).stdout.strip()
+    Path(venv_site, "outer_site_packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)])
     env = {"PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
            "TORCH_FOO_BUILD_DIR": str(tmp_path / "cache"), "MAX_JOBS": "2"}
@@ -41,7 +47,7 @@ def test_wheel_ships_sources_and_installed_package_builds_on_first_import(tmp_pa
     assert COMPILING in first.stderr
     assert values == "[2.0, 2.0, 2.0]"
     assert str(tmp_path / "cache") in library
-    installed_sources = run([python, "-c", "import torch_foo._build as b; print(b.backend_spec().source_dir)"],
+    installed_sources = run([python, "-c", "import torch_foo._build as b; print(b.backend_specs().state.source_dir)"],
                             cwd=tmp_path, env=env).stdout.strip()
     assert installed_sources.startswith(str(venv)) and installed_sources.endswith("_csrc")
 

@@ -1,6 +1,9 @@
-"""torch.save / torch.load of foo tensors, modules and optimizer state."""
+"""torch.save / torch.load of foo tensors, modules and optimizer state; pickling of foo generators."""
+import copy
 import io
+import pickle
 
+import pytest
 import torch
 
 import torch_foo  # noqa: F401
@@ -129,3 +132,21 @@ def test_adam_state_round_trip_continues_training_identically():
     assert resumed == continued  # bit for bit: same values, same kernels
     for original, copy in zip(model.parameters(), restored.parameters()):
         assert torch.equal(original.cpu(), copy.cpu())
+
+
+def test_generators_pickle_and_deepcopy_as_on_cpu():
+    """A foo generator's copy (pickle round trip or deepcopy) continues exactly where the original was, on its
+    device, giving the numbers a CPU generator and its copy give; CPU generators still pickle as before."""
+    foo_generator = torch.Generator(device="foo:1").manual_seed(7)
+    cpu_generator = torch.Generator().manual_seed(7)
+    torch.randn(5, device="foo:1", generator=foo_generator), torch.randn(5, generator=cpu_generator)
+    for copy_of in (lambda g: pickle.loads(pickle.dumps(g)), copy.deepcopy):
+        foo_copy, cpu_copy = copy_of(foo_generator), copy_of(cpu_generator)
+        assert foo_copy.device == torch.device("foo:1") and cpu_copy.device == torch.device("cpu")
+        assert foo_copy.initial_seed() == cpu_copy.initial_seed() == 7
+        expected = torch.randn(6, generator=cpu_copy)
+        assert torch.equal(torch.randn(6, generator=cpu_generator), expected)
+        assert torch.equal(torch.randn(6, device="foo:1", generator=foo_copy).cpu(), expected)
+        assert torch.equal(torch.randn(6, device="foo:1", generator=foo_generator).cpu(), expected)
+    with pytest.raises(RuntimeError, match="foo generators have no offset"):
+        foo_generator.get_offset()

@@ -9,41 +9,53 @@ import sys
 from . import _build
 
 
-def _print_info(spec: _build.BuildSpec) -> None:
-    facts = _build.info(spec)
+def _print_info(specs: _build.BackendSpecs) -> None:
+    facts = _build.info(specs.state)
     rows = [
         ("torch", f"{facts['torch']} (git {facts['torch_git']})"),
         ("python ABI", facts["python_abi"]),
         ("compiler", f"{facts['compiler']} ({facts['compiler_path']}): {facts['compiler_version']}"),
         ("sources", facts["source_dir"]),
-        ("build key", facts["key"]),
-        ("build dir", facts["build_dir"]),
-        ("library", facts["library"]),
-        ("cached", "yes" if facts["cached"] else "no (the next `import torch_foo` builds it)"),
     ]
+    for label, spec in (("state", specs.state), ("kernels", specs.kernels)):
+        facts = _build.info(spec)
+        rows += [
+            (f"{label} key", facts["key"]),
+            (f"{label} dir", facts["build_dir"]),
+            (f"{label} lib", facts["library"]),
+            (f"{label} ok", "cached" if facts["cached"] else "not built (the next `import torch_foo` builds it)"),
+        ]
     for label, value in rows:
-        print(f"{label + ':':<11} {value}")
+        print(f"{label + ':':<12} {value}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m torch_foo", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("info", help="show the toolchain, build key and directory, and whether a build is cached")
+    commands.add_parser("info", help="show the toolchain, build keys and directories, and whether builds are cached")
     commands.add_parser("rebuild", help="recompile the backend from scratch")
-    clean_parser = commands.add_parser("clean", help="delete the cached build for the current toolchain")
-    clean_parser.add_argument("--all", action="store_true", help="delete the builds of every toolchain")
+    clean_parser = commands.add_parser("clean", help="delete the cached builds for the current toolchain")
+    clean_parser.add_argument(
+        "--all", action="store_true", help="delete every build torch_foo made in the build root (nothing else)"
+    )
     args = parser.parse_args(argv)
 
     try:
-        spec = _build.backend_spec()
+        specs = _build.backend_specs()
         if args.command == "rebuild":
-            print(f"built {_build.build(spec, force=True)}")
+            for spec in specs:
+                print(f"built {_build.build(spec, force=True)}")
         elif args.command == "clean":
-            removed = _build.clean(spec, everything=args.all)
+            removed, kept = [], []
+            for spec in specs[: 1 if args.all else 2]:
+                spec_removed, kept = _build.clean(spec, everything=args.all)
+                removed += spec_removed
             print("\n".join(f"removed {path}" for path in removed) or "nothing to remove")
+            if args.all and kept:
+                print("\n".join(f"kept {path} (not made by torch_foo)" for path in kept))
         else:
-            _print_info(spec)
-    except (_build.BuildError, ValueError) as error:
+            _print_info(specs)
+    except (_build.BuildError, OSError) as error:
         print(error, file=sys.stderr)
         return 1
     return 0

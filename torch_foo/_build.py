@@ -1,20 +1,26 @@
 """Just-in-time build of the C++ backend into a per-user cache keyed by what went into it.
 
-The first import compiles the sources with ninja; every later import finds the finished library by its key and loads it
-without importing torch.utils.cpp_extension or spawning any process.
+The first import compiles the sources with torch.utils.cpp_extension.load (ninja); every later import finds the
+finished library by its key and loads it without importing torch.utils.cpp_extension or spawning any process.
+
+The backend is two libraries (backend_specs): the state library (csrc/ without csrc/kernels: the runtime, allocator,
+guard, hooks, generator, streams), loaded once per process, and the kernels library (csrc/kernels), linked against
+it, which torch_foo.reload() rebuilds and swaps in a running process.
 
 Cache layout under the build root ($TORCH_FOO_BUILD_DIR, else $TORCH_EXTENSIONS_DIR/torch_foo, else
 ~/.cache/torch_foo):
 
+    .torch_foo                             marks the root (and each directory below it) as made by torch_foo
     compilers/<fingerprint>.txt            `$CXX --version`, keyed by the compiler binaries' path, size and mtime
     <toolchain_key>.lock                   build lock (an OS lock: released by the kernel if the holder dies)
-    <toolchain_key>/build.ninja, obj/      ninja working directory; objects survive source edits
+    <toolchain_key>/src/                   snapshot of the sources the last build compiled (what the hash describes)
+    <toolchain_key>/build.ninja, *.o       cpp_extension's working directory; objects survive source edits
     <toolchain_key>/build.log              output of the last ninja run
     <toolchain_key>/lib/<name>-<source_hash>.so     finished libraries, the newest ARTIFACTS_KEPT of them
     <toolchain_key>/lib/<name>-<source_hash>.json   manifest (size, sha256), written last: marks the .so complete
 
 The toolchain key hashes the flags, torch's version and git revision, the Python ABI and the compiler's identity; the
-source hash covers every source and header under the source directory.
+source hash covers every source and header under the source directory (and the hash of the library linked against).
 
 Environment: TORCH_FOO_BUILD_DIR / TORCH_EXTENSIONS_DIR (build root, above); TORCH_FOO_SOURCE_DIR (the backend's C++
 sources instead of the package's or the repository's csrc/); TORCH_FOO_SANITIZE=address,undefined (any of address,
@@ -25,28 +31,36 @@ TORCH_FOO_QUIET=1 (no progress output); TORCH_FOO_VERBOSE=1 (ninja -v: full comm
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.machinery
 import json
 import os
+import re
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 # Bump when the build recipe below changes, so caches made by an older recipe are not reused.
-_RECIPE_VERSION = 1
+_RECIPE_VERSION = 2
 ARTIFACTS_KEPT = 3
-COMPILED_SUFFIXES = (".cpp",)
-HASHED_SUFFIXES = (".cpp", ".h", ".hpp")
+COMPILED_SUFFIXES = (".cpp", ".cu")  # cpp_extension compiles .cu with nvcc
+HASHED_SUFFIXES = (".cpp", ".cu", ".h", ".hpp", ".cuh")
 SANITIZERS = ("address", "undefined", "thread")
-BACKEND_NAME = "torch_foo_C"
+STATE_LIBRARY = "torch_foo_C"
+KERNELS_LIBRARY = "torch_foo_kernels"
+KERNELS_DIR = "kernels"
+MARKER = ".torch_foo"  # in every directory torch_foo creates in the build root; `clean --all` deletes only those
 _DIGEST_CHUNK = 1 << 20
+# Static registrations cannot be withdrawn, so a reloadable library must not have any.
+_STATIC_REGISTRATION = re.compile(r"^\s*TORCH_LIBRARY(_IMPL|_FRAGMENT)?\s*\(", re.MULTILINE)
 
 
 class BuildError(ImportError):
@@ -56,10 +70,20 @@ class BuildError(ImportError):
 @dataclass(frozen=True)
 class BuildSpec:
     name: str  # library name, also -DTORCH_EXTENSION_NAME
-    source_dir: Path  # *.cpp under it are compiled; excluded: tests/, build*/, hidden and CMake build directories
+    source_dir: Path  # hashed; excluded: tests/, hidden and CMake build directories
     extra_cflags: tuple[str, ...] = ()
     extra_ldflags: tuple[str, ...] = ()
     build_root: Path | None = None  # None: $TORCH_FOO_BUILD_DIR, $TORCH_EXTENSIONS_DIR/torch_foo, ~/.cache/torch_foo
+    compiled_dirs: tuple[str, ...] = ()  # subdirectories whose sources are compiled; () for all
+    excluded_dirs: tuple[str, ...] = ()  # subdirectories neither compiled nor hashed
+    links: BuildSpec | None = None  # a library this one is linked against (built first)
+    reloadable: bool = False  # refuse static TORCH_LIBRARY blocks in the compiled sources
+    exception_probe: str | None = None  # op "ns::name(int[])" that must raise a formatted C++ error as RuntimeError
+
+
+class BackendSpecs(NamedTuple):
+    state: BuildSpec
+    kernels: BuildSpec
 
 
 @dataclass(frozen=True)
@@ -69,7 +93,8 @@ class _Plan:
     spec: BuildSpec
     root: Path
     source_dir: Path
-    sources: tuple[Path, ...]  # the translation units
+    compiled: tuple[str, ...]  # the translation units, relative to source_dir
+    digests: dict[str, str]  # relative path -> sha256 of every hashed file
     cflags: tuple[str, ...]
     ldflags: tuple[str, ...]
     compiler: tuple[str, ...]
@@ -80,6 +105,10 @@ class _Plan:
     @property
     def workdir(self) -> Path:
         return self.root / self.toolchain_key
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.workdir / "src"
 
     @property
     def lib_dir(self) -> Path:
@@ -98,29 +127,45 @@ class _Plan:
     def manifest(self) -> Path:
         return self.artifact.with_suffix(".json")
 
-    @property
-    def linked(self) -> Path:
-        return self.workdir / f"{self.spec.name}.so"
-
 
 # ----------------------------------------------------------------------------------------------------------- public API
 
 
-def backend_spec() -> BuildSpec:
+def backend_specs() -> BackendSpecs:
     """The real backend: csrc/ from $TORCH_FOO_SOURCE_DIR, the installed package or the repository; -O2 and sanitizers
     from $TORCH_FOO_SANITIZE (e.g. "address,undefined")."""
     sanitize = _sanitizer_flags(os.environ.get("TORCH_FOO_SANITIZE", ""))
-    return BuildSpec(
-        name=BACKEND_NAME,
-        source_dir=_backend_source_dir(),
-        extra_cflags=("-O2", *sanitize),
-        extra_ldflags=sanitize,
+    common = dict(source_dir=_backend_source_dir(), extra_cflags=("-O2", *sanitize), extra_ldflags=sanitize)
+    state = BuildSpec(
+        name=STATE_LIBRARY, excluded_dirs=(KERNELS_DIR,), exception_probe="foo::raise_formatted_error", **common
     )
+    kernels = BuildSpec(name=KERNELS_LIBRARY, compiled_dirs=(KERNELS_DIR,), links=state, reloadable=True, **common)
+    return BackendSpecs(state, kernels)
 
 
 def library_path(spec: BuildSpec) -> Path:
     """The library for the current key; it may not exist yet."""
     return _plan(spec, probe_compiler=True).artifact
+
+
+def planned_library(spec: BuildSpec) -> Path | None:
+    """The library the current sources make, built or not, found without spawning a process; None if the compiler
+    was never probed."""
+    plan = _plan(spec, probe_compiler=False)
+    return plan.artifact if plan is not None else None
+
+
+def name_sources(text: str, spec: BuildSpec) -> str:
+    """text with the build's snapshot of the sources (what __FILE__ names in the library) replaced by the source
+    directory. Not done with -ffile-prefix-map: a flag naming the source directory would make every copy of the
+    sources rebuild everything in the shared build directory."""
+    plan = _plan(spec, probe_compiler=False)
+    return text if plan is None else text.replace(f"{plan.snapshot_dir}/", f"{plan.source_dir}/")
+
+
+def source_digests(spec: BuildSpec) -> dict[str, str]:
+    """sha256 of each source and header the spec's library is built from, by path relative to its source directory."""
+    return _scan_sources(spec)[1]
 
 
 def find_built(spec: BuildSpec) -> Path | None:
@@ -136,7 +181,9 @@ def ensure_built(spec: BuildSpec) -> Path:
 
 
 def build(spec: BuildSpec, force: bool = False) -> Path:
-    """Build the library unless another process already has; force=True recompiles every translation unit."""
+    """Build the library unless another process already has; force=True recompiles every translation unit.
+    Returns the library, named after the hash of the sources it was compiled from."""
+    linked = ensure_built(spec.links) if spec.links is not None else None
     ninja = _find_ninja()
     plan = _plan(spec, probe_compiler=True)
     _make_private_dirs(plan.root, plan.workdir)
@@ -144,45 +191,52 @@ def build(spec: BuildSpec, force: bool = False) -> Path:
         if not force and _is_intact(plan):
             return plan.artifact
         _make_private_dirs(plan.root, plan.lib_dir)
-        _check_tree_secure(plan.workdir)
+        _check_tree_trusted(plan.workdir)
         if force:
-            _remove_ninja_outputs(plan.workdir)
-        _say(f"torch_foo: compiling the foo backend (first import only, about a minute) in {plan.workdir} ...")
-        # Sources edited while ninja ran would give a library that matches neither version: build again until the
-        # sources hash the same before and after.
-        for _ in range(3):
-            _write_ninja_file(plan)
-            _forget_stale_objects(plan)
-            _run_ninja(ninja, plan)
-            settled = _plan(spec, probe_compiler=True)
-            if settled.source_hash == plan.source_hash:
-                _publish(plan)
-                _prune(plan.lib_dir)
-                return plan.artifact
-            plan = settled
-        raise BuildError(f"torch_foo: the sources under {plan.source_dir} kept changing during the build")
+            _remove_build_outputs(plan.workdir)
+        rebuilding = any(plan.lib_dir.glob("*.json"))
+        _say(
+            f"torch_foo: {'recompiling what changed in' if rebuilding else 'compiling'} {spec.name} "
+            f"{'' if rebuilding else '(first import only, about a minute) '}in {plan.workdir} ..."
+        )
+        plan = _snapshot_sources(plan)  # sources edited from now on do not change what this build compiles
+        library = _compile(ninja, plan, linked)
+        if spec.exception_probe:
+            _check_exceptions_reach_python(plan, library, linked)
+        _publish(plan, library)
+        _prune(plan.lib_dir)
+        return plan.artifact
 
 
-def clean(spec: BuildSpec, everything: bool = False) -> list[Path]:
-    """Delete the build directory of spec's toolchain, or with everything=True every cached build; returns them."""
+def clean(spec: BuildSpec, everything: bool = False) -> tuple[list[Path], list[Path]]:
+    """Delete the build directory of spec's toolchain, or with everything=True every directory torch_foo made in the
+    build root. Returns (removed, kept): kept are the root's entries that torch_foo did not make, left alone."""
     root = _build_root(spec)
-    if not root.is_dir():
-        return []
-    _check_secure(root)
-    if everything:
-        targets = sorted(path for path in root.iterdir() if path.is_dir())
-    else:
-        targets = [_plan(spec, probe_compiler=True).workdir]
-    from filelock import FileLock
+    if not os.path.lexists(root):
+        return [], []
+    with _open_trusted_root(root) as root_fd:
+        entries = sorted(os.listdir(root_fd))
+        if everything:
+            targets = [name for name in entries if _made_by_torch_foo(root_fd, name)]
+        else:
+            key = _plan(spec, probe_compiler=True).toolchain_key
+            targets = [key] if _is_real_dir_at(root_fd, key) else []
+        kept = [root / name for name in entries
+                if name not in targets and name != MARKER and not _is_lock_of(name, targets)]
+        from filelock import FileLock
 
-    removed = []
-    for target in targets:
-        lock_path = root / f"{target.name}.lock"  # toolchain directories have one; compilers/ does not
-        with FileLock(str(lock_path)) if lock_path.exists() else contextlib.nullcontext():
-            if target.exists():
-                shutil.rmtree(target)
-                removed.append(target)
-    return removed
+        removed = []
+        for name in targets:
+            lock_name = f"{name}.lock"  # toolchain directories have one; compilers/ does not
+            lock = FileLock(str(root / lock_name)) if lock_name in entries else contextlib.nullcontext()
+            with lock:
+                if _is_real_dir_at(root_fd, name):
+                    shutil.rmtree(name, dir_fd=root_fd)  # fd-based: follows no symlink inside
+                    removed.append(root / name)
+            if lock_name in entries:
+                os.unlink(lock_name, dir_fd=root_fd)
+                removed.append(root / lock_name)
+    return removed, kept
 
 
 def info(spec: BuildSpec) -> dict:
@@ -224,22 +278,26 @@ def _plan(spec: BuildSpec, probe_compiler: bool) -> _Plan | None:
     """Resolve spec. Without probe_compiler, None when the compiler's version is not cached (so nothing can be)."""
     root = _build_root(spec)
     source_dir = Path(spec.source_dir).resolve()
-    sources, source_hash = _scan_sources(source_dir)
+    compiled, digests = _scan_sources(spec)
     compiler = tuple(shlex.split(os.environ.get("CXX", "c++")))  # what cpp_extension uses
     compiler_version = _compiler_version(root, compiler, probe_compiler)
     if compiler_version is None:
         return None
+    link_hash = ""
+    if spec.links is not None:
+        linked = _plan(spec.links, probe_compiler)
+        if linked is None:
+            return None
+        link_hash = linked.source_hash
+    # cpp_extension adds -fPIC, -std=c++20, torch's and Python's include directories and torch's libraries.
     cflags = (
-        "-std=c++17",
-        "-fPIC",
         # Match torch's libstdc++ ABI; cpp_extension stopped passing it once torch became cxx11-ABI only.
         f"-D_GLIBCXX_USE_CXX11_ABI={int(getattr(torch._C, '_GLIBCXX_USE_CXX11_ABI', True))}",
         f"-DTORCH_EXTENSION_NAME={spec.name}",
-        f"-I{source_dir}",
         *spec.extra_cflags,
     )
     # --no-undefined: a symbol nothing defines fails the link, with its name, instead of the later import.
-    ldflags = ("-shared", "-Wl,--no-undefined", *spec.extra_ldflags, "-lc10", "-ltorch_cpu", "-ltorch")
+    ldflags = ("-shared", "-Wl,--no-undefined", *spec.extra_ldflags)
     toolchain = {
         "recipe": _RECIPE_VERSION,
         "name": spec.name,
@@ -255,13 +313,14 @@ def _plan(spec: BuildSpec, probe_compiler: bool) -> _Plan | None:
         spec=spec,
         root=root,
         source_dir=source_dir,
-        sources=sources,
+        compiled=compiled,
+        digests=digests,
         cflags=cflags,
         ldflags=ldflags,
         compiler=compiler,
         compiler_version=compiler_version,
         toolchain_key=_short_hash(json.dumps(toolchain, sort_keys=True).encode()),
-        source_hash=source_hash,
+        source_hash=_source_hash(digests, link_hash),
     )
 
 
@@ -288,7 +347,7 @@ def _backend_source_dir() -> Path:
 def _sanitizer_flags(requested: str) -> tuple[str, ...]:
     names = {name.strip() for name in requested.split(",") if name.strip()}
     if unknown := names - set(SANITIZERS):
-        raise ValueError(f"TORCH_FOO_SANITIZE: unknown sanitizer(s) {sorted(unknown)}; choose from {list(SANITIZERS)}")
+        raise BuildError(f"TORCH_FOO_SANITIZE: unknown sanitizer(s) {sorted(unknown)}; choose from {list(SANITIZERS)}")
     if not names:
         return ()
     ordered = ",".join(name for name in SANITIZERS if name in names)
@@ -300,37 +359,61 @@ def _python_abi() -> str:
 
 
 def _is_excluded_dir(path: Path) -> bool:
+    """Test sources (the runtime's GoogleTest suite), hidden directories and CMake build trees; nothing else, so a
+    source directory named e.g. builders/ is compiled and hashed."""
     name = path.name
-    return (
-        name == "tests"
-        or name.startswith(("build", "cmake-build", "."))
-        or (path / "CMakeCache.txt").exists()
-    )
+    return name == "tests" or name.startswith(".") or name == "CMakeFiles" or (path / "CMakeCache.txt").exists()
 
 
-def _hashed_files(source_dir: Path) -> list[Path]:
-    """Every source and header under source_dir that the build depends on, in a stable order."""
+def _hashed_files(source_dir: Path, excluded_dirs: tuple[str, ...] = ()) -> list[str]:
+    """Every source and header under source_dir that the build depends on, relative to it, in a stable order."""
     hashed = []
+    excluded = {source_dir / name for name in excluded_dirs}
     for dirpath, dirnames, filenames in os.walk(source_dir):
-        dirnames[:] = sorted(d for d in dirnames if not _is_excluded_dir(Path(dirpath, d)))
-        hashed += [Path(dirpath, f) for f in sorted(filenames) if f.endswith(HASHED_SUFFIXES)]
+        directory = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if directory / d not in excluded and not _is_excluded_dir(directory / d))
+        relative = directory.relative_to(source_dir)
+        hashed += [(relative / f).as_posix() for f in sorted(filenames) if f.endswith(HASHED_SUFFIXES)]
     return hashed
 
 
-def _scan_sources(source_dir: Path) -> tuple[tuple[Path, ...], str]:
-    """The translation units under source_dir and a hash of every source and header there."""
+# path -> ((inode, size, mtime_ns, ctime_ns), sha256): the state and kernels libraries hash the same headers, and a
+# warm import hashes each file once. ctime cannot be set back, so an edit always misses the cache.
+_digest_cache: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+
+
+def _cached_digest(path: Path) -> str:
+    st = os.stat(path)
+    signature = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    cached = _digest_cache.get(str(path))
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    digest = _file_sha256(path)
+    _digest_cache[str(path)] = (signature, digest)
+    return digest
+
+
+def _scan_sources(spec: BuildSpec) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The translation units of spec (relative paths) and the sha256 of every source and header it depends on."""
+    source_dir = Path(spec.source_dir).resolve()
     if not source_dir.is_dir():
         raise BuildError(f"torch_foo: the C++ source directory {source_dir} does not exist")
-    hashed = _hashed_files(source_dir)
-    digest = hashlib.sha256()
-    for path in hashed:
-        content = path.read_bytes()
-        digest.update(f"{path.relative_to(source_dir).as_posix()}\0{len(content)}\0".encode())
-        digest.update(content)
-    sources = tuple(path for path in hashed if path.suffix in COMPILED_SUFFIXES)
-    if not sources:
+    hashed = _hashed_files(source_dir, spec.excluded_dirs)
+    digests = {name: _cached_digest(source_dir / name) for name in hashed}
+    prefixes = tuple(f"{d}/" for d in spec.compiled_dirs)
+    compiled = tuple(
+        name for name in hashed if name.endswith(COMPILED_SUFFIXES) and (not prefixes or name.startswith(prefixes))
+    )
+    if not compiled:
         raise BuildError(f"torch_foo: no C++ sources ({', '.join(COMPILED_SUFFIXES)}) under {source_dir}")
-    return sources, digest.hexdigest()[:16]
+    return compiled, digests
+
+
+def _source_hash(digests: dict[str, str], link_hash: str) -> str:
+    digest = hashlib.sha256(f"links\0{link_hash}\0".encode())
+    for name, file_digest in digests.items():
+        digest.update(f"{name}\0{file_digest}\0".encode())
+    return digest.hexdigest()[:16]
 
 
 def _compiler_version(root: Path, compiler: tuple[str, ...], probe: bool) -> str | None:
@@ -346,8 +429,9 @@ def _compiler_version(root: Path, compiler: tuple[str, ...], probe: bool) -> str
     cache_dir = root / "compilers"
     cached = cache_dir / f"{_short_hash(json.dumps(fingerprint).encode())}.txt"
     if cached.is_file():
-        _check_secure(root)
-        _check_secure(cache_dir)
+        _check_root_secure(root)
+        for path in (cache_dir, cached):
+            _check_secure(path)
         return cached.read_text()
     if not probe:
         return None
@@ -374,41 +458,72 @@ def _file_sha256(path: Path) -> str:
 
 # ------------------------------------------------------------------------------------------------ trust and integrity
 
+_REFUSAL_ADVICE = "a library built or loaded there could run another user's code in this process."
 
-def _check_secure(path: Path) -> None:
-    """Refuse a path another user could write: code loaded from it would run in this process."""
-    st = os.stat(path)
+
+def _check_secure(path: Path, st: os.stat_result | None = None) -> None:
+    """Refuse a path (file or directory, never a symlink) another user could write: code loaded from it would run
+    in this process."""
+    st = st or os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise BuildError(f"torch_foo: refusing to use {path}: it is a symbolic link; {_REFUSAL_ADVICE} "
+                         "Set TORCH_FOO_BUILD_DIR to a real directory of your own.")
     if st.st_uid != os.geteuid():
         raise BuildError(
             f"torch_foo: refusing to use {path}: it is owned by uid {st.st_uid}, not by you (uid {os.geteuid()}); "
-            "a library built or loaded there could run another user's code in this process. "
-            "Set TORCH_FOO_BUILD_DIR to a directory of your own."
+            f"{_REFUSAL_ADVICE} Set TORCH_FOO_BUILD_DIR to a directory of your own."
         )
     if st.st_mode & 0o022:
         raise BuildError(
             f"torch_foo: refusing to use {path}: it is writable by group or others (mode {st.st_mode & 0o7777:o}); "
-            "a library built or loaded there could run another user's code in this process. "
-            f"Fix it with `chmod go-w {shlex.quote(str(path))}` or set TORCH_FOO_BUILD_DIR elsewhere."
+            f"{_REFUSAL_ADVICE} Fix it with `chmod go-w {shlex.quote(str(path))}` or set TORCH_FOO_BUILD_DIR elsewhere."
         )
 
 
-def _check_tree_secure(top: Path) -> None:
+def _check_root_secure(root: Path) -> None:
+    """The root as _check_secure, and every directory above it as ssh and pip check: owned by you or root and not
+    writable by others, unless sticky (/tmp); otherwise another user could swap the root for a link."""
+    _check_secure(root)
+    for parent in Path(os.path.realpath(root)).parents:
+        st = os.stat(parent)
+        if st.st_uid not in (0, os.geteuid()) or (st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX):
+            raise BuildError(
+                f"torch_foo: refusing to use the build root {root}: its parent directory {parent} is "
+                + (f"owned by uid {st.st_uid}" if st.st_uid not in (0, os.geteuid()) else
+                   f"writable by group or others and not sticky (mode {st.st_mode & 0o7777:o})")
+                + f", so another user could replace the root; {_REFUSAL_ADVICE} Set TORCH_FOO_BUILD_DIR elsewhere."
+            )
+
+
+def _check_tree_trusted(top: Path) -> None:
+    """Every directory and file under top (objects, ninja files, libraries, manifests): each is linked or loaded."""
     _check_secure(top)
-    for dirpath, dirnames, _ in os.walk(top):
-        for name in dirnames:
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
             _check_secure(Path(dirpath, name))
 
 
 def _make_private_dirs(root: Path, path: Path) -> None:
-    """Create path (under root) and missing parents as 0700, then check every directory from root down to path."""
+    """Create path (under root) and missing parents as 0700, marked as torch_foo's, then check every directory from
+    root down to path."""
     for directory in reversed([path, *path.parents]):
-        if not directory.exists():
+        inside = directory == root or root in directory.parents
+        if not os.path.lexists(directory):
             try:
                 directory.mkdir(mode=0o700)  # os.makedirs would give the parents the umask's mode
+                if inside:
+                    (directory / MARKER).touch(mode=0o600)
             except FileExistsError:
                 pass
-        if directory == root or root in directory.parents:
+            except OSError as error:
+                raise BuildError(f"torch_foo: cannot create the build directory {directory}: {error.strerror}; "
+                                 "set TORCH_FOO_BUILD_DIR to a writable directory of your own") from error
+        if directory == root:
+            _check_root_secure(root)
+        elif inside:
             _check_secure(directory)
+    if not path.is_dir():
+        raise BuildError(f"torch_foo: the build directory {path} is not a directory; set TORCH_FOO_BUILD_DIR elsewhere")
 
 
 def _is_intact(plan: _Plan) -> bool:
@@ -416,15 +531,57 @@ def _is_intact(plan: _Plan) -> bool:
     try:
         manifest_text = plan.manifest.read_text()
         library_size = os.stat(plan.artifact).st_size
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return False
-    for path in (plan.root, plan.workdir, plan.lib_dir, plan.manifest, plan.artifact):
+    _check_root_secure(plan.root)
+    for path in (plan.workdir, plan.lib_dir, plan.manifest, plan.artifact):
         _check_secure(path)
     try:
         manifest = json.loads(manifest_text)
     except ValueError:
         return False
     return manifest.get("size") == library_size and manifest.get("sha256") == _file_sha256(plan.artifact)
+
+
+@contextlib.contextmanager
+def _open_trusted_root(root: Path):
+    """The root opened once, not through a symlink, checked through the descriptor: what `clean` deletes afterwards
+    is relative to it, so a rename of the root meanwhile cannot redirect the deletion."""
+    _check_root_secure(root)
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as error:
+        raise BuildError(f"torch_foo: cannot open the build root {root}: {error.strerror}") from error
+    try:
+        _check_secure(root, os.fstat(fd))
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _lexists_at(dir_fd: int, name: str) -> bool:
+    try:
+        os.lstat(name, dir_fd=dir_fd)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _is_real_dir_at(dir_fd: int, name: str) -> bool:
+    """A directory, not a link to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(name, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False
+
+
+def _made_by_torch_foo(root_fd: int, name: str) -> bool:
+    """A real directory (not a link) holding torch_foo's marker file."""
+    return _is_real_dir_at(root_fd, name) and _lexists_at(root_fd, f"{name}/{MARKER}")
+
+
+def _is_lock_of(name: str, targets: list[str]) -> bool:
+    return name.endswith(".lock") and name.removesuffix(".lock") in targets
 
 
 # ------------------------------------------------------------------------------------------------------- cold path
@@ -471,64 +628,130 @@ class _build_lock:
         self._lock.release()
 
 
-def _ninja_path(path: Path | str) -> str:
-    return str(path).replace("$", "$$").replace(" ", "$ ").replace(":", "$:")
+def _snapshot_sources(plan: _Plan) -> _Plan:
+    """Copy the sources into the snapshot directory, rewriting only files whose content changed (so ninja's mtimes
+    see exactly the edits, also those behind an old mtime), and return the plan hashed from the copied bytes: the
+    library is published under the hash of what it was compiled from, whatever is edited during the build."""
+    snapshot = plan.snapshot_dir
+    _make_private_dirs(plan.root, snapshot)
+    digests = {}
+    for name in _hashed_files(plan.source_dir, plan.spec.excluded_dirs):
+        content = (plan.source_dir / name).read_bytes()
+        digests[name] = hashlib.sha256(content).hexdigest()
+        copy = snapshot / name
+        if not copy.is_file() or _file_sha256(copy) != digests[name]:
+            _make_private_dirs(plan.root, copy.parent)
+            _write_atomically(copy, content)
+    for copy in [path for path in snapshot.rglob("*") if path.is_file()]:
+        if copy.relative_to(snapshot).as_posix() not in digests and copy.name != MARKER:
+            copy.unlink()  # a header deleted from the sources must not stay includable
+    compiled = tuple(name for name in plan.compiled if name in digests)
+    link_hash = _plan(plan.spec.links, probe_compiler=True).source_hash if plan.spec.links else ""
+    return dataclasses.replace(plan, compiled=compiled, digests=digests, source_hash=_source_hash(digests, link_hash))
 
 
-def _ninja_value(words) -> str:
-    return " ".join(shlex.quote(str(word)) for word in words).replace("$", "$$")
+def _translation_units(plan: _Plan) -> list[Path]:
+    """The files to hand to cpp_extension, which names each object after its source's base name alone: a source whose
+    name another one shares (foo/stream.cpp, runtime/stream.cpp) is compiled through a one-line unit named after its
+    whole path (units/foo.stream.cpp: #include "foo/stream.cpp"), so that the two objects do not overwrite each other."""
+    stems = [Path(name).stem for name in plan.compiled]
+    units_dir = plan.workdir / "units"
+    units = []
+    for name, stem in zip(plan.compiled, stems):
+        if stems.count(stem) == 1:
+            units.append(plan.snapshot_dir / name)
+            continue
+        _make_private_dirs(plan.root, units_dir)
+        unit = units_dir / name.replace("/", ".")
+        content = f'#include "{name}"  // generated by torch_foo: see _translation_units\n'.encode()
+        if not unit.is_file() or unit.read_bytes() != content:
+            _write_atomically(unit, content)
+        units.append(unit)
+    return units
 
 
-def _write_ninja_file(plan: _Plan) -> None:
+def _check_no_static_registrations(plan: _Plan) -> None:
+    for name in plan.compiled:
+        text = (plan.snapshot_dir / name).read_text(errors="replace")
+        if match := _STATIC_REGISTRATION.search(text):
+            line = text.count("\n", 0, match.start()) + 1
+            raise BuildError(
+                f"torch_foo: {plan.source_dir / name}:{line}: {match.group().strip()} in the reloadable kernels "
+                "library: static registrations cannot be withdrawn on reload; use FOO_KERNELS, FOO_OPERATORS or "
+                "FOO_OPERATOR_KERNELS (csrc/foo/registration.h)"
+            )
+
+
+def _compile(ninja: str, plan: _Plan, linked: Path | None) -> Path:
+    """Compile and link the snapshot with torch.utils.cpp_extension.load, which owns the compiler and linker flags
+    for the installed torch (and nvcc for .cu sources). is_standalone with -shared: it links a library and returns its
+    path without loading it, as this process loads the published copy (under its hash) instead."""
     from torch.utils import cpp_extension  # cold path only: importing it costs about half a second
 
-    cflags = [*plan.cflags]
-    kineto = os.path.join(cpp_extension.include_paths()[0], "kineto")  # torch's profiler headers include Kineto's
-    for include in [*cpp_extension.include_paths(), kineto, _python_include_dir()]:
-        cflags += ["-isystem", include]  # -isystem: no warnings from torch's headers
-    ldflags = [*plan.ldflags[:1], *(f"-L{path}" for path in cpp_extension.library_paths()), *plan.ldflags[1:]]
-    lines = [
-        "ninja_required_version = 1.3",
-        f"cxx = {_ninja_value(plan.compiler)}",
-        f"cflags = {_ninja_value(cflags)}",
-        f"ldflags = {_ninja_value(ldflags)}",
-        "",
-        "rule compile",
-        "  command = $cxx -MMD -MF $out.d $cflags -c $in -o $out",
-        "  depfile = $out.d",
-        "  deps = gcc",
-        "  description = CXX $source",
-        "",
-        "rule link",
-        "  command = $cxx $in $ldflags -o $out",
-        "  description = LINK $out",
-        "",
-    ]
-    objects = []
-    for source in plan.sources:
-        relative = source.relative_to(plan.source_dir).as_posix()
-        objects.append(_ninja_path(f"obj/{relative}.o"))
-        lines += [f"build {objects[-1]}: compile {_ninja_path(source)}", f"  source = {relative.replace('$', '$$')}"]
-    lines += [f"build {_ninja_path(plan.linked.name)}: link {' '.join(objects)}", ""]
-    content = "\n".join(lines)
-    build_file = plan.workdir / "build.ninja"
-    if not build_file.exists() or build_file.read_text() != content:
-        _write_atomically(build_file, content.encode())
+    if plan.spec.reloadable:
+        _check_no_static_registrations(plan)
+    snapshot = plan.snapshot_dir
+    # cpp_extension's own lock is a file a killed build leaves behind (a silent endless wait); ours, held now, is
+    # an OS lock, so a leftover one is stale.
+    (plan.workdir / "lock").unlink(missing_ok=True)
+    # The soname carries the source hash: a library linked against this one finds it loaded under that name. As it
+    # changes with every edit, also of a header, it makes cpp_extension's in-process versioner rebuild.
+    ldflags = [*plan.ldflags, f"-Wl,-soname,{plan.artifact.name}", *([str(linked)] if linked else [])]
+    with _ninja_runner(cpp_extension, ninja, plan):
+        built = cpp_extension.load(
+            name=plan.spec.name,
+            sources=[str(unit) for unit in _translation_units(plan)],
+            extra_cflags=list(plan.cflags),
+            extra_ldflags=ldflags,
+            # torch's profiler headers (csrc/foo/profiler.cpp) include Kineto's, which the wheel ships apart.
+            extra_include_paths=[str(snapshot), os.path.join(cpp_extension.include_paths()[0], "kineto")],
+            build_directory=str(plan.workdir),
+            verbose=_env_flag("TORCH_FOO_VERBOSE"),
+            is_python_module=False,
+            is_standalone=True,
+        )
+    return Path(built)
 
 
-def _python_include_dir() -> str:
-    import sysconfig
+@contextlib.contextmanager
+def _ninja_runner(cpp_extension, ninja: str, plan: _Plan):
+    """Has cpp_extension.load run ninja through _run_ninja: progress as `[n/N] CXX file`, the output kept in
+    build.log, a BuildError with the first failure, ninja stopped if this process dies, nothing group-writable."""
+    original = cpp_extension._run_ninja_build
+    cpp_extension._run_ninja_build = lambda build_directory, verbose, error_prefix: _run_ninja(ninja, plan)
+    try:
+        yield
+    finally:
+        cpp_extension._run_ninja_build = original
 
-    return sysconfig.get_path("include", scheme="posix_prefix")  # Python.h, for sources that use torch/python.h
+
+_PROGRESS = re.compile(r"^(\[\d+/\d+\]) (.*)$")
+
+
+def _progress_line(line: str, plan: _Plan) -> str:
+    """ninja prints each command of cpp_extension's rules (they have no description); say what it does instead."""
+    match = _PROGRESS.match(line.rstrip("\n"))
+    if not match:
+        return line
+    status, command = match.groups()
+    if compiled := re.search(r" -c (\S+)", command):
+        source = Path(compiled.group(1).strip("'"))
+        shown = source.relative_to(plan.snapshot_dir) if source.is_relative_to(plan.snapshot_dir) else source.name
+        return f"{status} CXX {shown}\n"
+    if linked := re.search(r" -o (\S+)$", command):
+        return f"{status} LINK {linked.group(1)}\n"
+    return line
 
 
 def _run_ninja(ninja: str, plan: _Plan) -> None:
     command = [ninja]
-    if _env_flag("TORCH_FOO_VERBOSE"):
+    verbose = _env_flag("TORCH_FOO_VERBOSE")
+    if verbose:
         command.append("-v")
     if os.environ.get("MAX_JOBS", "").isdigit():
         command += ["-j", os.environ["MAX_JOBS"]]
     quiet = _env_flag("TORCH_FOO_QUIET")
+    snapshot_prefix, source_prefix = f"{plan.snapshot_dir}/", f"{plan.source_dir}/"
     output = []
     with subprocess.Popen(
         command,
@@ -543,7 +766,9 @@ def _run_ninja(ninja: str, plan: _Plan) -> None:
         for line in ninja_process.stdout:
             output.append(line)
             if not quiet:
-                sys.stderr.write(line)
+                # Diagnostics name the file the user edits; full commands (verbose) what really ran.
+                shown = line if verbose else _progress_line(line, plan).replace(snapshot_prefix, source_prefix)
+                sys.stderr.write(shown)
                 sys.stderr.flush()
     log = "".join(output)
     _write_atomically(plan.workdir / "build.log", log.encode())
@@ -572,7 +797,7 @@ def _die_with_parent():
 
 
 def _failure_message(plan: _Plan, log: str, returncode: int) -> str:
-    lines = log.splitlines()
+    lines = log.replace(f"{plan.snapshot_dir}/", f"{plan.source_dir}/").splitlines()
     first_failure = next((i for i, line in enumerate(lines) if line.startswith("FAILED:")), 0)
     excerpt = lines[first_failure:][:200]
     return "\n".join(
@@ -584,33 +809,37 @@ def _failure_message(plan: _Plan, log: str, returncode: int) -> str:
     )
 
 
-def _forget_stale_objects(plan: _Plan) -> None:
-    """Ninja recompiles a file only if it is newer than its object. A file whose content changed but whose mtime did
-    not move past the last build (restored with `cp -p`, `tar`, `rsync -t`, ...) would be linked from a stale object:
-    remove the objects it feeds (all of them for a header). Then record the content this build compiles, before ninja
-    runs, so that a build that fails halfway still leaves a true record of the objects it rewrote."""
-    record_path = plan.workdir / "inputs.json"
-    started_ns = time.time_ns()
-    paths = {path.relative_to(plan.source_dir).as_posix(): path for path in _hashed_files(plan.source_dir)}
-    current = {name: _file_sha256(path) for name, path in paths.items()}
-    try:
-        record = json.loads(record_path.read_text())
-        since_ns, recorded = int(record["started_ns"]), dict(record["files"])
-    except (OSError, ValueError, KeyError, TypeError):
-        since_ns, recorded = 0, {}  # nothing built here yet, or an unreadable record: ninja's view is all there is
-    stale = [name for name, digest in current.items()
-             if paths[name].stat().st_mtime_ns <= since_ns and recorded.get(name) != digest]
-    if any(paths[name].suffix not in COMPILED_SUFFIXES for name in stale):
-        shutil.rmtree(plan.workdir / "obj", ignore_errors=True)
-    for name in stale:
-        (plan.workdir / "obj" / f"{name}.o").unlink(missing_ok=True)
-    _write_atomically(record_path, json.dumps({"started_ns": started_ns, "files": current}).encode())
+def _check_exceptions_reach_python(plan: _Plan, library: Path, linked: Path | None) -> None:
+    """A toolchain can build libraries whose C++ exceptions crash instead of unwinding (a CXX wrapper script around
+    another g++ did: every TORCH_CHECK with a formatted message segfaulted). Check once per build, in a child process,
+    that a formatted error raised in the new library reaches Python as a RuntimeError."""
+    namespace, op = plan.spec.exception_probe.split("::")
+    probe = (
+        "import sys, torch\n"
+        + "".join(f"torch.ops.load_library({str(path)!r})\n" for path in (linked, library) if path)
+        + "try:\n"
+        f"    torch.ops.{namespace}.{op}([2, 3])\n"
+        "except RuntimeError as error:\n"
+        "    sys.exit(0 if '[2, 3]' in str(error) else 3)\n"
+        "sys.exit(4)\n"
+    )
+    env = {**os.environ, "TORCH_DEVICE_BACKEND_AUTOLOAD": "0"}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        what = (f"was killed by signal {-result.returncode}" if result.returncode < 0
+                else f"exited with status {result.returncode}")
+        raise BuildError(
+            f"torch_foo: the library built with {shlex.join(plan.compiler)} ({plan.compiler_version.splitlines()[0]}) "
+            f"cannot carry C++ exceptions: a check that raises a formatted error {what} instead of raising a Python "
+            "RuntimeError. This compiler (or the wrapper script CXX names) produces broken extensions; point CXX at "
+            "the system g++ (e.g. CXX=/usr/bin/g++) and import again.\n" + result.stderr[-2000:]
+        )
 
 
-def _remove_ninja_outputs(workdir: Path) -> None:
-    shutil.rmtree(workdir / "obj", ignore_errors=True)
-    for name in (".ninja_log", ".ninja_deps"):
-        (workdir / name).unlink(missing_ok=True)
+def _remove_build_outputs(workdir: Path) -> None:
+    for path in workdir.iterdir():
+        if path.suffix == ".o" or path.name in (".ninja_log", ".ninja_deps"):
+            path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -618,7 +847,7 @@ def _atomic_writer(path: Path):
     """A file that appears under path, complete and 0644, only once the block finishes without error."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), "wb") as file:
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644), "wb") as file:
             yield file
             file.flush()
             os.fsync(file.fileno())
@@ -633,10 +862,10 @@ def _write_atomically(path: Path, content: bytes) -> None:
         file.write(content)
 
 
-def _publish(plan: _Plan) -> None:
+def _publish(plan: _Plan, library: Path) -> None:
     """Copy the linked library under its content name, then write the manifest that marks it complete."""
     digest = hashlib.sha256()
-    with open(plan.linked, "rb") as source, _atomic_writer(plan.artifact) as target:
+    with open(library, "rb") as source, _atomic_writer(plan.artifact) as target:
         while chunk := source.read(_DIGEST_CHUNK):
             digest.update(chunk)
             target.write(chunk)
@@ -657,7 +886,7 @@ def _publish(plan: _Plan) -> None:
 def _prune(lib_dir: Path) -> None:
     """Keep the newest ARTIFACTS_KEPT libraries; drop older ones and leftovers of killed builds. Runs under the lock."""
     manifests = sorted(lib_dir.glob("*.json"), key=lambda path: path.stat().st_mtime_ns, reverse=True)
-    kept = {path.stem for path in manifests[:ARTIFACTS_KEPT]}
+    kept = {path.stem for path in manifests[:ARTIFACTS_KEPT]} | {Path(MARKER).stem}
     for path in lib_dir.iterdir():
         if path.stem not in kept:
             path.unlink(missing_ok=True)

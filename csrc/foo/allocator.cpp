@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -76,6 +77,8 @@ class PoolLock {
 
 struct DevicePool {
   PoolLock lock;
+  double fraction = 1.0;  // set_per_process_memory_fraction
+  size_t reserve_limit = std::numeric_limits<size_t>::max();  // fraction * the device's memory
   ska::flat_hash_map<void*, Block*> live;
   FreeBlocks cached;
   std::vector<PendingFree> pending;
@@ -200,6 +203,36 @@ class CachingAllocator final : public c10::DeviceAllocator {
     return {free_bytes, total_bytes};
   }
 
+  void setFraction(c10::DeviceIndex device, double fraction) {
+    TORCH_CHECK_VALUE(fraction >= 0 && fraction <= 1, "invalid memory fraction ", fraction,
+                      ": allowed range is 0 to 1");
+    const size_t total = getMemoryInfo(device).second;
+    DevicePool& pool = poolOf(device);
+    std::lock_guard<PoolLock> lock(pool.lock);
+    pool.fraction = fraction;
+    pool.reserve_limit = fraction >= 1.0 ? std::numeric_limits<size_t>::max()
+                                         : static_cast<size_t>(fraction * static_cast<double>(total));
+  }
+
+  double fraction(c10::DeviceIndex device) {
+    DevicePool& pool = poolOf(device);
+    std::lock_guard<PoolLock> lock(pool.lock);
+    return pool.fraction;
+  }
+
+  void rawDelete(void* ptr) {
+    if (ptr == nullptr) return;  // what raw_allocate gives for 0 bytes
+    const int device = foo_rt::pointerDevice(ptr);
+    TORCH_CHECK_VALUE(device >= 0, "caching_allocator_delete: ", ptr, " is not foo device memory");
+    {
+      DevicePool& pool = poolOf(device);
+      std::lock_guard<PoolLock> lock(pool.lock);
+      TORCH_CHECK_VALUE(pool.live.count(ptr) == 1, "caching_allocator_delete: ", ptr,
+                        " is not a live block of the foo caching allocator");
+    }
+    free(ptr);
+  }
+
   void free(void* ptr) {
     // In a forked child the parent's pools (and mutexes a parent thread may have held) are not ours to touch.
     if (foo_rt::forkedChild()) return;
@@ -288,7 +321,14 @@ class CachingAllocator final : public c10::DeviceAllocator {
   Block* mallocBlock(DevicePool& pool, std::unique_lock<PoolLock>& lock, c10::DeviceIndex device, size_t size,
                      size_t requested) {
     void* ptr = nullptr;
-    foo_rt::Status status = foo_rt::malloc(device, &ptr, size);
+    // Over the process's memory fraction counts as out of memory, as in CUDA's allocator.
+    auto deviceMalloc = [&] {
+      if (pool.stats.reserved_bytes[kAggregate].current + size > pool.reserve_limit) {
+        return foo_rt::Status::OutOfMemory;
+      }
+      return foo_rt::malloc(device, &ptr, size);
+    };
+    foo_rt::Status status = deviceMalloc();
     if (status == foo_rt::Status::OutOfMemory) {
       // Give the cache back to the device and try once more, as CUDA's allocator does. Blocks waiting for other
       // streams are reclaimed after a device synchronize, done without the lock: queued work may free tensors, and
@@ -299,19 +339,24 @@ class CachingAllocator final : public c10::DeviceAllocator {
       lock.lock();
       collectPending(pool);
       releaseCached(pool, lock);
-      status = foo_rt::malloc(device, &ptr, size);
+      status = deviceMalloc();
     }
     if (status == foo_rt::Status::OutOfMemory) {
       pool.stats.num_ooms += 1;
       size_t free_bytes = 0, total_bytes = 0;
       foo_rt::memGetInfo(device, &free_bytes, &total_bytes);
+      const std::string fraction_note =
+          pool.fraction < 1.0 ? c10::str(" The process's memory fraction of ", pool.fraction,
+                                         " (set_per_process_memory_fraction) limits foo:", int(device), " to ",
+                                         formatBytes(pool.reserve_limit), ".")
+                              : std::string();
       TORCH_CHECK_WITH(OutOfMemoryError, false, "foo out of memory: tried to allocate ", formatBytes(requested),
                        " on foo:", int(device), ". The device has a cap of ", formatBytes(total_bytes), " of which ",
                        formatBytes(pool.stats.allocated_bytes[kAggregate].current), " is allocated by tensors, ",
                        formatBytes(pool.stats.reserved_bytes[kAggregate].current -
                                    pool.stats.allocated_bytes[kAggregate].current),
                        " is cached by the allocator and ", formatBytes(free_bytes),
-                       " is free. Set TORCH_FOO_MEMORY_LIMIT to change the cap.");
+                       " is free.", fraction_note, " Set TORCH_FOO_MEMORY_LIMIT to change the cap.");
     }
     FOO_CHECK(status);
     pool.stats.num_device_alloc += 1;
@@ -381,6 +426,12 @@ size_t roundedBlockSize(size_t nbytes) {
 at::DataPtr allocateDeviceMemory(c10::DeviceIndex device, size_t nbytes) { return g_allocator.allocateOn(device, nbytes); }
 
 c10::DeviceAllocator& deviceAllocator() { return g_allocator; }
+
+void setMemoryFraction(c10::DeviceIndex device, double fraction) { g_allocator.setFraction(device, fraction); }
+
+double memoryFraction(c10::DeviceIndex device) { return g_allocator.fraction(device); }
+
+void rawDelete(void* ptr) { g_allocator.rawDelete(ptr); }
 
 REGISTER_ALLOCATOR(kFoo, &g_allocator)
 

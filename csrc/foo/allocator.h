@@ -17,4 +17,12 @@ c10::DeviceAllocator& deviceAllocator();
 // Block sizes handed out for a request (what allocated_bytes counts).
 size_t roundedBlockSize(size_t nbytes);
 
+// Caps what the allocator reserves on `device` at fraction * the device's memory (torch.cuda's
+// set_per_process_memory_fraction); 1 lifts the cap.
+void setMemoryFraction(c10::DeviceIndex device, double fraction);
+double memoryFraction(c10::DeviceIndex device);
+
+// Frees a block handed out by raw_allocate (torch.foo.caching_allocator_delete); raises for any other pointer.
+void rawDelete(void* ptr);
+
 }  // namespace torch_foo

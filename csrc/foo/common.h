@@ -20,13 +20,13 @@ constexpr c10::DeviceType kFoo = c10::DeviceType::PrivateUse1;
 
 inline c10::DeviceIndex deviceCount() noexcept { return static_cast<c10::DeviceIndex>(foo_rt::deviceCount()); }
 
-// Raises an IndexError-like error naming the valid range.
+// Raises a RuntimeError naming the valid range (as CUDA does for an invalid device ordinal).
 inline void checkDeviceIndex(int64_t index) {
   const int count = foo_rt::deviceCount();
-  TORCH_CHECK_INDEX(index >= 0 && index < count, "foo device index ", index, " is out of range: ",
-                    count == 0 ? std::string("there are no foo devices")
-                               : "valid devices are foo:0 to foo:" + std::to_string(count - 1) + " (" +
-                                     std::to_string(count) + " devices)");
+  TORCH_CHECK(index >= 0 && index < count, "foo device index ", index, " is out of range: ",
+              count == 0 ? std::string("there are no foo devices")
+                         : "valid devices are foo:0 to foo:" + std::to_string(count - 1) + " (" +
+                               std::to_string(count) + " devices)");
 }
 
 inline c10::DeviceIndex currentDevice() {

@@ -13,8 +13,15 @@ FooGeneratorImpl::FooGeneratorImpl(c10::DeviceIndex device)
       engine_(at::detail::createCPUGenerator()) {}
 
 void FooGeneratorImpl::set_current_seed(uint64_t seed) { engine_.set_current_seed(seed); }
-void FooGeneratorImpl::set_offset(uint64_t offset) { engine_.set_offset(offset); }
-uint64_t FooGeneratorImpl::get_offset() const { return engine_.get_offset(); }
+namespace {
+// As on CPU: the engine's whole position is its state; there is no Philox offset to read or move.
+[[noreturn]] void noOffset() {
+  TORCH_CHECK(false, "foo generators have no offset: their position is their state (get_state/set_state), as on CPU");
+}
+}  // namespace
+
+void FooGeneratorImpl::set_offset(uint64_t /*offset*/) { noOffset(); }
+uint64_t FooGeneratorImpl::get_offset() const { noOffset(); }
 uint64_t FooGeneratorImpl::current_seed() const { return engine_.current_seed(); }
 uint64_t FooGeneratorImpl::seed() { return engine_.seed(); }
 void FooGeneratorImpl::set_state(const c10::TensorImpl& new_state) { engine_.unsafeGetGeneratorImpl()->set_state(new_state); }

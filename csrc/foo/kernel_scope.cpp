@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstring>
+#include <typeinfo>
 
 #include "foo/allocator.h"
 #include "foo/stream.h"
@@ -61,8 +62,18 @@ const bool g_installed = [] {
               "!");
 }
 
+bool sameMathBits(const at::Tensor& a, const at::Tensor& b) {
+  return a.is_conj() == b.is_conj() && a.is_neg() == b.is_neg() && a._is_zerotensor() == b._is_zerotensor();
+}
+
+// A tensor over `storage` with like's geometry and math bits: a lazy conjugate, negation or efficient zero tensor
+// stays one on the other side, so CPU kernels (which honour the bits) compute what they compute on CPU.
 at::Tensor makeTensor(c10::Storage storage, c10::DispatchKey key, const at::Tensor& like) {
-  auto impl = c10::make_intrusive<c10::TensorImpl>(std::move(storage), c10::DispatchKeySet(key), like.dtype());
+  c10::DispatchKeySet keys(key);
+  if (like.is_conj()) keys = keys.add(c10::DispatchKey::Conjugate);
+  if (like.is_neg()) keys = keys.add(c10::DispatchKey::Negative);
+  if (like._is_zerotensor()) keys = keys.add(c10::DispatchKey::ZeroTensor);
+  auto impl = c10::make_intrusive<c10::TensorImpl>(std::move(storage), keys, like.dtype());
   impl->set_sizes_and_strides(like.sizes(), like.strides(), like.storage_offset());
   return at::Tensor(std::move(impl));
 }
@@ -94,6 +105,12 @@ c10::DeviceIndex commonDevice(std::initializer_list<const at::Tensor*> tensors) 
   DeviceChecker checker;
   for (const at::Tensor* t : tensors) checker.add(*t);
   return checker.device();
+}
+
+void checkWrittenTensor(const at::Tensor& t, c10::DeviceIndex device) {
+  if (!t.defined() || device < 0 || t.device().type() == kFoo) return;
+  TORCH_CHECK(false, "Expected out tensor to have device ", c10::Device(kFoo, device), ", but got ", t.device(),
+              " instead");
 }
 
 int setCpuAllocationRedirect(int device) {
@@ -141,7 +158,7 @@ at::Tensor cachedAlias(const at::Tensor& t, const void* host, const c10::Storage
     if (alias.storage().use_count() != 1) continue;
     const c10::StorageImpl& storage = *alias.storage().unsafeGetStorageImpl();
     if (storage.data() == host && storage.nbytes() == foo_storage.nbytes() &&
-        storage.resizable() == foo_storage.resizable() && alias.dtype() == t.dtype() &&
+        storage.resizable() == foo_storage.resizable() && alias.dtype() == t.dtype() && sameMathBits(alias, t) &&
         alias.storage_offset() == t.storage_offset() && alias.sizes() == t.sizes() && alias.strides() == t.strides()) {
       return alias;
     }
@@ -157,7 +174,7 @@ at::Tensor KernelScope::alias(const at::Tensor& t) {
   for (StoragePair& pair : storages_) {
     if (pair.foo.unsafeGetStorageImpl() != foo_storage) continue;
     const at::Tensor& seen = pair.alias;
-    if (seen.defined() && seen.dtype() == t.dtype() && seen.storage_offset() == t.storage_offset() &&
+    if (seen.defined() && seen.dtype() == t.dtype() && sameMathBits(seen, t) && seen.storage_offset() == t.storage_offset() &&
         seen.sizes() == t.sizes() && seen.strides() == t.strides()) {
       return seen;
     }
@@ -221,7 +238,18 @@ c10::Storage KernelScope::fooStorageFor(c10::StorageImpl* host) {
 
 at::Tensor KernelScope::toDevice(const at::Tensor& result) {
   if (!result.defined() || result.device().type() == kFoo) return result;
-  return makeTensor(fooStorageFor(result.storage().unsafeGetStorageImpl()), c10::DispatchKey::PrivateUse1, result);
+  TORCH_CHECK_NOT_IMPLEMENTED(result.layout() == c10::kStrided, kSparseUnsupported, " (an op made a ",
+                              result.layout(), " tensor)");
+  c10::Storage storage = fooStorageFor(result.storage().unsafeGetStorageImpl());
+  c10::TensorImpl* impl = result.unsafeGetTensorImpl();
+  if (result.use_count() == 1 && typeid(*impl) == typeid(c10::TensorImpl) && impl->allow_tensor_metadata_change()) {
+    // Nothing but the caller holds the kernel's result: turn it into the foo tensor (device, dispatch keys) instead
+    // of building another TensorImpl, a good part of a small op's cost.
+    impl->set_storage_keep_dtype(std::move(storage));
+    impl->_change_backend_component_keys(impl->device());
+    return result;
+  }
+  return makeTensor(std::move(storage), c10::DispatchKey::PrivateUse1, result);
 }
 
 void KernelScope::commit(const at::Tensor& target, const at::Tensor& alias) {
@@ -233,6 +261,9 @@ void KernelScope::commit(const at::Tensor& target, const at::Tensor& alias) {
       impl->storage_offset() != alias.storage_offset()) {
     impl->set_sizes_and_strides(alias.sizes(), alias.strides(), alias.storage_offset());
   }
+  // Kernels may flip an output's lazy bits (linalg_lu_solve conjugates its result by setting the conj bit).
+  if (impl->is_conj() != alias.is_conj()) impl->_set_conj(alias.is_conj());
+  if (impl->is_neg() != alias.is_neg()) impl->_set_neg(alias.is_neg());
 }
 
 at::Tensor uploadToDevice(const at::Tensor& cpu, c10::DeviceIndex device) {

@@ -33,6 +33,10 @@ class DeviceChecker {
 };
 c10::DeviceIndex commonDevice(std::initializer_list<const at::Tensor*> tensors);
 
+// An out= or in-place argument of a kernel that runs on foo `device` (-1: none): refused unless it is a foo tensor, as
+// CUDA refuses a CPU out=; CPU 0-dim tensors pass as inputs, but written, they would be resized into device memory.
+void checkWrittenTensor(const at::Tensor& t, c10::DeviceIndex device);
+
 class KernelScope {
  public:
   // Makes `device` current, waits for the current stream's queued work (kernels run in stream order) and routes this
@@ -69,6 +73,12 @@ class KernelScope {
   c10::SmallVector<StoragePair, 4> storages_;
   KernelTrace trace_;  // filled while a profiler records foo kernels
 };
+
+// Tensors on foo are strided: its kernels run CPU kernels over device memory, and sparse layouts have no storage to
+// alias (PyTorch's SparsePrivateUse1 keys would need a kernel per sparse op).
+inline constexpr const char* kSparseUnsupported =
+    "foo supports strided tensors only: sparse (COO, CSR, CSC, BSR, BSC) tensors cannot live on foo; keep them on the "
+    "CPU or convert with to_dense()";
 
 // Routes the current thread's CPU allocations to device memory of `device` (-1: off); returns the previous setting.
 int setCpuAllocationRedirect(int device);

@@ -1,12 +1,13 @@
-// torch.ops.foo: the backend's own operators, used by the Python package (no pybind11 needed). The kernel
-// registry's operators are defined beside it, in registration.cpp.
+// torch.ops.foo: the state library's own operators, used by the Python package (no pybind11 needed). The kernel
+// registry's operators are defined beside it, in registration.cpp; the custom operators (mymuladd, ...) in the
+// reloadable kernels library, csrc/kernels/custom_ops.cpp.
 #include <torch/library.h>
 
 #include <chrono>
 #include <thread>
 
-#include "kernels/fallback.h"
 #include "foo/common.h"
+#include "foo/fallback_report.h"
 #include "foo/generator.h"
 #include "foo/stream.h"
 
@@ -41,6 +42,12 @@ std::string policyName() {
   return "allow";
 }
 
+// The build calls it once per build, in a child process: a toolchain whose libraries crash on a C++ exception with a
+// formatted message (seen with a CXX wrapper script) must be refused at build time, not found in a user's program.
+void raiseFormattedError(c10::IntArrayRef sizes) {
+  TORCH_CHECK(false, "a formatted C++ error for sizes ", sizes, " reached Python");
+}
+
 }  // namespace
 
 TORCH_LIBRARY(foo, m) {
@@ -52,6 +59,7 @@ TORCH_LIBRARY(foo, m) {
   });
   m.def("in_bad_fork() -> bool", [] { return foo_rt::forkedChild(); });
   m.def("sleep(int microseconds) -> ()", &sleepOnStream);
+  m.def("raise_formatted_error(int[] sizes) -> ()", &raiseFormattedError);
   m.def("default_generator(int device) -> Generator?", [](int64_t device) -> at::Generator {
     checkDeviceIndex(device);
     return defaultGenerator(static_cast<c10::DeviceIndex>(device));

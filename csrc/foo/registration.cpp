@@ -2,24 +2,30 @@
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdlib.h>
+
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 
 namespace torch_foo {
 namespace {
 
 struct Family {
-  KernelRegistrar registrar;
-  const char* file;
-  uint32_t line;
+  FamilyDeclaration declaration;
   std::unique_ptr<torch::Library> library;  // null while dropped
 };
 
 struct Registry {
   std::mutex mutex;
-  std::map<std::string, Family> families;
-  std::vector<std::string> errors;  // families that failed to register while the library loaded
+  // By the file of the library that declared them. Kept after installation: a library loaded before stays loaded
+  // (see installKernels), and loading it again runs no static initialiser, so reinstalling it needs them.
+  std::map<std::string, std::vector<FamilyDeclaration>> declared;
+  std::vector<Family> installed;  // in registration order: operator definitions first
 };
 
 Registry& registry() {
@@ -28,93 +34,169 @@ Registry& registry() {
 }
 
 // The message without the C++ backtrace c10::Error appends.
-const char* messageOf(const std::exception& e) {
+std::string messageOf(const std::exception& e) {
   const auto* error = dynamic_cast<const c10::Error*>(&e);
   return error != nullptr ? error->what_without_backtrace() : e.what();
 }
 
-// All or nothing: a kernel the dispatcher refuses (e.g. a signature that does not match the aten schema) leaves the
-// whole family unregistered and throws.
-void registerFamily(const std::string& name, Family& family) {
-  family.library = std::make_unique<torch::Library>(torch::Library::IMPL, "aten", c10::DispatchKey::PrivateUse1,
-                                                    family.file, family.line);
+std::string describe(const FamilyDeclaration& family) {
+  return "foo kernel family '" + std::string(family.name) + "' (" + family.file + ":" +
+         std::to_string(family.line) + ")";
+}
+
+// All or nothing: a registration the dispatcher refuses leaves the whole family unregistered and throws.
+void registerFamily(Family& family) {
+  const FamilyDeclaration& d = family.declaration;
   try {
-    family.registrar(*family.library);
+    family.library = std::make_unique<torch::Library>(d.kind, d.ns, d.key, d.file, d.line);
+    d.registrar(*family.library);
   } catch (const std::exception& e) {
     family.library.reset();
-    TORCH_CHECK(false, "foo kernel family '", name, "' (", family.file, ":", family.line,
-                ") failed to register: ", messageOf(e));
+    TORCH_CHECK(false, describe(d), " failed to register: ", messageOf(e));
   }
 }
 
-// Kernels registered under a name aten does not define (a misspelling) would otherwise be silently unused.
-std::vector<std::string> misnamedKernels() {
-  std::vector<std::string> errors;
+// Operators that have kernels but no definition. A family that adds one registered a kernel under a name no operator
+// has (a misspelling), which would otherwise be silently unused.
+std::set<std::string> undefinedOperatorsWithKernels() {
+  std::set<std::string> names;
   for (const c10::OperatorHandle& op : c10::Dispatcher::singleton().findDanglingImpls()) {
-    if (!op.hasKernelForDispatchKey(c10::DispatchKey::PrivateUse1)) continue;
-    errors.push_back("a foo kernel is registered for " + c10::toString(op.operator_name()) +
-                     ", which is not an operator (misspelled name or overload?)");
+    names.insert(c10::toString(op.operator_name()));
   }
-  return errors;
+  return names;
+}
+
+// Newest registrations first, so kernels go before the definitions of their operators.
+void withdraw(std::vector<Family>& families) {
+  for (auto it = families.rbegin(); it != families.rend(); ++it) it->library.reset();
+  families.clear();
+}
+
+std::vector<Family> registerAll(const std::vector<FamilyDeclaration>& declarations) {
+  std::vector<Family> families;
+  try {
+    std::set<std::string> undefined = undefinedOperatorsWithKernels();
+    for (const FamilyDeclaration& declaration : declarations) {
+      families.push_back(Family{declaration, nullptr});
+      registerFamily(families.back());
+      for (const std::string& name : undefinedOperatorsWithKernels()) {
+        TORCH_CHECK(undefined.count(name) != 0, describe(declaration), " registers a kernel for ", name,
+                    ", which is not an operator (misspelled name or overload?)");
+      }
+    }
+  } catch (...) {
+    withdraw(families);
+    throw;
+  }
+  return families;
+}
+
+// Two families of one name (in two files) could not be told apart by drop/restore.
+void checkUniqueNames(const std::vector<FamilyDeclaration>& declarations) {
+  for (size_t i = 0; i < declarations.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      TORCH_CHECK(std::string(declarations[i].name) != declarations[j].name, "two foo kernel families are named '",
+                  declarations[i].name, "': ", declarations[j].file, ":", declarations[j].line, " and ",
+                  declarations[i].file, ":", declarations[i].line);
+    }
+  }
+}
+
+std::vector<std::string> names(const std::vector<Family>& families) {
+  std::vector<std::string> result;
+  for (const Family& family : families) {
+    result.push_back(family.declaration.name + std::string(family.library ? "" : " (dropped)"));
+  }
+  return result;
+}
+
+std::string canonicalPath(const char* path) {
+  char resolved[PATH_MAX];
+  return realpath(path, resolved) != nullptr ? resolved : path;
+}
+
+// The file of the shared library that holds the registrar's code.
+std::string libraryOf(KernelRegistrar registrar) {
+  Dl_info info{};
+  TORCH_CHECK(dladdr(reinterpret_cast<void*>(registrar), &info) != 0 && info.dli_fname != nullptr,
+              "cannot tell which library a foo kernel family comes from");
+  return canonicalPath(info.dli_fname);
 }
 
 }  // namespace
 
-bool addKernelFamily(const char* name, KernelRegistrar registrar, const char* file, uint32_t line) {
+bool declareKernelFamily(const FamilyDeclaration& declaration) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
-  Family& family = r.families[name];
-  family = Family{registrar, file, line, nullptr};
-  // Runs while the shared library loads, where an exception would abort the process: keep the error for Python.
-  try {
-    registerFamily(name, family);
-  } catch (const std::exception& e) {
-    r.errors.emplace_back(messageOf(e));
-    r.families.erase(name);
-    return false;
-  }
+  r.declared[libraryOf(declaration.registrar)].push_back(declaration);
   return true;
+}
+
+// The replaced library is not unloaded: the dispatcher keeps the C++ signature (a std::type_info in the library that
+// first registered a kernel for an operator) after its kernels are withdrawn, and compares the next registration's
+// signature with it.
+std::vector<std::string> installKernels(const std::string& library) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  auto found = r.declared.find(canonicalPath(library.c_str()));
+  TORCH_CHECK(found != r.declared.end() && !found->second.empty(), "the library ", library,
+              " declared no foo kernel families: load it first");
+  std::vector<FamilyDeclaration> incoming = found->second;
+  checkUniqueNames(incoming);
+  std::stable_partition(incoming.begin(), incoming.end(),
+                        [](const FamilyDeclaration& d) { return d.kind == torch::Library::FRAGMENT; });
+  std::vector<FamilyDeclaration> previous;
+  for (const Family& family : r.installed) previous.push_back(family.declaration);
+  // Withdrawn first: a second fallback or definition for the same key or name is refused, not replaced.
+  withdraw(r.installed);
+  try {
+    r.installed = registerAll(incoming);
+  } catch (const std::exception& e) {
+    std::string message = messageOf(e);
+    try {
+      r.installed = registerAll(previous);  // their library is still loaded, and they registered before
+      if (!previous.empty()) message += "\nThe previously installed foo kernels stay in use.";
+    } catch (const std::exception& again) {
+      message += "\nThe previous foo kernels could not be reinstalled either: " + messageOf(again);
+    }
+    TORCH_CHECK(false, message);
+  }
+  return names(r.installed);
 }
 
 bool dropKernelFamily(const std::string& name) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
-  auto it = r.families.find(name);
-  if (it == r.families.end() || !it->second.library) return false;
-  it->second.library.reset();
-  return true;
+  for (Family& family : r.installed) {
+    if (family.declaration.name != name || !family.library) continue;
+    family.library.reset();
+    return true;
+  }
+  return false;
 }
 
 bool restoreKernelFamily(const std::string& name) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
-  auto it = r.families.find(name);
-  if (it == r.families.end() || it->second.library) return false;
-  registerFamily(name, it->second);
-  return true;
+  for (Family& family : r.installed) {
+    if (family.declaration.name != name || family.library) continue;
+    registerFamily(family);
+    return true;
+  }
+  return false;
 }
 
 std::vector<std::string> kernelFamilies() {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
-  std::vector<std::string> names;
-  for (const auto& [name, family] : r.families) names.push_back(name + (family.library ? "" : " (dropped)"));
-  return names;
-}
-
-std::vector<std::string> registrationErrors() {
-  Registry& r = registry();
-  std::lock_guard<std::mutex> lock(r.mutex);
-  std::vector<std::string> errors = r.errors;
-  for (std::string& error : misnamedKernels()) errors.push_back(std::move(error));
-  return errors;
+  return names(r.installed);
 }
 
 TORCH_LIBRARY_FRAGMENT(foo, m) {
+  m.def("install_kernels(str library) -> str[]", &installKernels);
   m.def("kernel_families() -> str[]", &kernelFamilies);
   m.def("drop_kernels(str family) -> bool", [](const std::string& family) { return dropKernelFamily(family); });
   m.def("restore_kernels(str family) -> bool", [](const std::string& family) { return restoreKernelFamily(family); });
-  m.def("registration_errors() -> str[]", &registrationErrors);
 }
 
 }  // namespace torch_foo

@@ -3,7 +3,9 @@
 // Dense same-dtype copies are runtime memcpys on the current stream of the foo device involved (asynchronous with
 // non_blocking and pinned host memory). Anything else (dtype conversion, broadcasting, strides) is converted by a
 // kernel on whichever side can do it, then moved by a dense memcpy.
+#include <ATen/ExpandUtils.h>
 #include <ATen/ops/_copy_from_and_resize_native.h>
+#include <ATen/ops/_neg_view.h>
 #include <ATen/ops/_local_scalar_dense_native.h>
 #include <ATen/ops/empty.h>
 
@@ -94,15 +96,46 @@ void copyAcrossDevices(const at::Tensor& src, const at::Tensor& dst, bool non_bl
   copyWithinDevice(landed, dst);
 }
 
+bool hasMathBits(const at::Tensor& t) { return t.is_conj() || t.is_neg(); }
+
+// The same memory and geometry without the lazy conjugate and negative bits: its raw stored values.
+at::Tensor rawView(const at::Tensor& t) {
+  if (!hasMathBits(t)) return t;
+  c10::intrusive_ptr<c10::TensorImpl> impl = t.unsafeGetTensorImpl()->shallow_copy_and_detach(
+      t.unsafeGetTensorImpl()->version_counter(), /*allow_tensor_metadata_change=*/true);
+  impl->_set_conj(false);
+  impl->_set_neg(false);
+  return at::Tensor(std::move(impl));
+}
+
+at::Tensor copyFrom(const at::Tensor& self, const at::Tensor& dst, bool non_blocking);
+
+// As CPU's copy_ does: move the stored values, then conjugate or negate the destination where its bits differ from
+// the source's. (Conjugation and negation are their own inverses and commute, so the order does not matter.)
+void copyHonouringMathBits(const at::Tensor& src, const at::Tensor& dst, bool non_blocking) {
+  const at::Tensor raw_dst = rawView(dst);
+  copyFrom(rawView(src), raw_dst, non_blocking);
+  at::Tensor fixed = raw_dst;
+  if (src.is_conj() != dst.is_conj()) fixed = fixed.conj();
+  if (src.is_neg() != dst.is_neg()) fixed = at::_neg_view(fixed);
+  if (!fixed.is_same(raw_dst)) raw_dst.copy_(fixed);  // a kernel on dst's device that resolves the bits in place
+}
+
 at::Tensor copyFrom(const at::Tensor& self, const at::Tensor& dst, bool non_blocking) {
   TORCH_CHECK(self.defined() && dst.defined(), "copy_: undefined tensor");
-  if (dst.numel() == 0) return dst;
-  if (isFoo(self) && isFoo(dst)) {
-    if (self.device() == dst.device()) {
-      copyWithinDevice(self, dst);
-    } else {
-      copyAcrossDevices(self, dst, non_blocking);
-    }
+  if (dst.numel() == 0) {
+    // Nothing to move, but the shapes must still broadcast, as on CPU.
+    const auto shape = at::infer_size_dimvector(dst.sizes(), self.sizes());  // raises CPU's mismatch message
+    TORCH_CHECK(dst.sizes().equals(shape), "output with shape ", dst.sizes(), " doesn't match the broadcast shape ",
+                shape);
+    return dst;
+  }
+  if (isFoo(self) && isFoo(dst) && self.device() == dst.device()) {
+    copyWithinDevice(self, dst);  // the CPU kernel on the aliases, which carry the bits
+  } else if (hasMathBits(self) || hasMathBits(dst)) {
+    copyHonouringMathBits(self, dst, non_blocking);
+  } else if (isFoo(self) && isFoo(dst)) {
+    copyAcrossDevices(self, dst, non_blocking);
   } else if (isFoo(dst)) {
     TORCH_CHECK(self.device().is_cpu(), "copy_ from ", self.device(), " to ", dst.device(), " is not supported");
     copyHostToDevice(self, dst, non_blocking);
@@ -131,6 +164,17 @@ FOO_KERNELS(copy, m) {
   m.impl("_copy_from", TORCH_FN(copyFrom));
   m.impl("_copy_from_and_resize", TORCH_FN(copyFromAndResize));
   m.impl("_local_scalar_dense", TORCH_FN(localScalarDense));
+}
+
+// A lazily conjugated or negated tensor would otherwise be resolved before the copy by PyTorch's math-bit fallback,
+// whose resolution is itself a copy: infinite recursion. copyFrom handles the bits (as CPU's copy_ does).
+FOO_KERNELS_FOR_KEY(copy_conjugate, Conjugate, m) {
+  m.impl("_copy_from", torch::CppFunction::makeFallthrough());
+  m.impl("_copy_from_and_resize", torch::CppFunction::makeFallthrough());
+}
+FOO_KERNELS_FOR_KEY(copy_negative, Negative, m) {
+  m.impl("_copy_from", torch::CppFunction::makeFallthrough());
+  m.impl("_copy_from_and_resize", torch::CppFunction::makeFallthrough());
 }
 
 }  // namespace torch_foo

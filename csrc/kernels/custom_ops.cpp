@@ -9,6 +9,7 @@
 #include <torch/library.h>
 
 #include "foo/kernel_scope.h"
+#include "foo/registration.h"
 
 namespace torch_foo {
 namespace {
@@ -99,19 +100,19 @@ void myaddOutFoo(const at::Tensor& a, const at::Tensor& b, at::Tensor& out) {
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(foo, m) {
+FOO_OPERATORS(custom_ops, foo, m) {
   m.def("mymuladd(Tensor a, Tensor b, float c) -> Tensor");
   m.def("mymul(Tensor a, Tensor b) -> Tensor");
   m.def("myadd_out(Tensor a, Tensor b, Tensor(a!) out) -> ()");
 }
 
-TORCH_LIBRARY_IMPL(foo, CPU, m) {
+FOO_OPERATOR_KERNELS(custom_ops_cpu, foo, CPU, m) {
   m.impl("mymuladd", &mymuladdCpu);
   m.impl("mymul", &mymulCpu);
   m.impl("myadd_out", &myaddOutCpu);
 }
 
-TORCH_LIBRARY_IMPL(foo, PrivateUse1, m) {
+FOO_OPERATOR_KERNELS(custom_ops_foo, foo, PrivateUse1, m) {
   m.impl("mymuladd", &mymuladdFoo);
   m.impl("mymul", &mymulFoo);
   m.impl("myadd_out", &myaddOutFoo);

@@ -8,59 +8,19 @@
 
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
+#include <ATen/native/CPUFallback.h>
 #include <torch/library.h>
 
-#include <cstdlib>
-#include <mutex>
-#include <unordered_map>
-#include <unordered_set>
-
+#include "foo/fallback_report.h"
 #include "foo/generator.h"
 #include "foo/kernel_scope.h"
+#include "foo/registration.h"
 
 namespace torch_foo {
 namespace {
 
-struct FallbackState {
-  std::mutex mutex;
-  std::unordered_map<std::string, int64_t> counts;
-  std::unordered_set<std::string> warned;
-  FallbackPolicy policy = FallbackPolicy::Allow;
-};
-
-FallbackState& state() {
-  static FallbackState* instance = [] {
-    auto* s = new FallbackState;
-    if (const char* env = std::getenv("TORCH_FOO_FALLBACK")) {
-      try {
-        s->policy = parseFallbackPolicy(env);
-      } catch (const c10::Error&) {
-        TORCH_WARN("ignoring TORCH_FOO_FALLBACK=", env, ": expected allow, warn or error");
-      }
-    }
-    return s;
-  }();
-  return *instance;
-}
-
 std::string qualifiedName(const c10::OperatorName& name) {
   return name.overload_name.empty() ? name.name : name.name + "." + name.overload_name;
-}
-
-// Counts the op and applies the policy (raises under "error").
-void noteFallback(const c10::OperatorHandle& op) {
-  const std::string name = qualifiedName(op.operator_name());
-  FallbackState& s = state();
-  bool warn = false;
-  {
-    std::lock_guard<std::mutex> lock(s.mutex);
-    TORCH_CHECK_NOT_IMPLEMENTED(s.policy != FallbackPolicy::Error, "The operator '", name,
-                                "' has no native foo kernel and TORCH_FOO_FALLBACK=error forbids running it "
-                                "through the CPU fallback.");
-    s.counts[name] += 1;
-    warn = s.policy == FallbackPolicy::Warn && s.warned.insert(name).second;
-  }
-  if (warn) TORCH_WARN("The operator '", name, "' has no native foo kernel: it runs through the CPU fallback.");
 }
 
 bool isTensorOptionalList(const c10::TypePtr& type) {
@@ -112,6 +72,10 @@ c10::IValue aliasList(KernelScope& scope, const c10::IValue& v) {
 }  // namespace
 
 void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  TORCH_CHECK_NOT_IMPLEMENTED(op.hasComputedKernelForDispatchKey(c10::DispatchKey::CPU), "The operator '",
+                              qualifiedName(op.operator_name()),
+                              "' is not implemented for foo: it has no foo kernel, and no CPU kernel for the CPU "
+                              "fallback to run (PyTorch implements it only for other devices).");
   const c10::FunctionSchema& schema = op.schema();
   const size_t num_args = schema.arguments().size();
   const size_t first = stack->size() - num_args;
@@ -123,14 +87,16 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   for (size_t i = 0; i < num_args; ++i) {
     c10::IValue& v = (*stack)[first + i];
     const c10::Argument& arg = schema.arguments()[i];
+    const bool writes = arg.alias_info() && arg.alias_info()->isWrite();
     if (v.isTensor()) {
       at::Tensor original = v.toTensor();
+      if (writes) checkWrittenTensor(original, device);
       v = scope.alias(original);
-      if (arg.alias_info() && arg.alias_info()->isWrite()) written.emplace_back(original, v.toTensor());
+      if (writes) written.emplace_back(original, v.toTensor());
     } else if (v.isTensorList() || (v.isList() && isTensorOptionalList(arg.type()))) {
-      const bool writes = arg.alias_info() && arg.alias_info()->isWrite();
       if (writes && v.isTensorList()) {
         auto originals = v.toTensorVector();
+        for (const at::Tensor& t : originals) checkWrittenTensor(t, device);
         v = aliasList(scope, v);
         auto aliases = v.toTensorVector();
         for (size_t k = 0; k < originals.size(); ++k) written.emplace_back(originals[k], aliases[k]);
@@ -155,14 +121,14 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   const size_t num_returns = schema.returns().size();
   for (size_t i = stack->size() - num_returns; i < stack->size(); ++i) {
     c10::IValue& v = (*stack)[i];
-    auto convert = [&](const at::Tensor& t) -> at::Tensor {
+    auto convert = [&](at::Tensor t) -> at::Tensor {
       for (auto& [original, alias] : written) {
         if (t.unsafeGetTensorImpl() == alias.unsafeGetTensorImpl()) return original;
       }
       return scope.toDevice(t);
     };
     if (v.isTensor()) {
-      v = convert(v.toTensor());
+      v = convert(std::move(v).toTensor());  // the stack lets go of the result: toDevice can reuse its TensorImpl
     } else if (v.isTensorList()) {
       c10::List<at::Tensor> converted;
       for (const at::Tensor& t : v.toTensorVector()) converted.push_back(convert(t));
@@ -171,43 +137,64 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   }
 }
 
+namespace {
+
+// Operators from outside aten (custom ops, often Python kernels) run on host copies, as at::native::cpu_fallback
+// does: their CPU kernels may keep their inputs or tensors they allocate past the call, and such tensors must be host
+// memory, not aliases of device blocks that later hold other tensors. aten's kernels keep nothing.
+void runOnHostCopies(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  const size_t num_args = op.schema().arguments().size();
+  findDevice(op.schema(), torch::jit::last(*stack, num_args));  // the usual device checks
+  // Host memory even when called from inside a kernel, whose thread allocates device memory.
+  struct HostAllocations {
+    const int previous_redirect = setCpuAllocationRedirect(-1);
+    ~HostAllocations() { setCpuAllocationRedirect(previous_redirect); }
+  } host_allocations;
+  at::native::cpu_fallback(op, stack);
+}
+
+}  // namespace
+
 void fooFallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
-  noteFallback(op);
-  runOnDevice(op, stack);
+  noteFallback(qualifiedName(op.operator_name()));
+  if (op.operator_name().name.rfind("aten::", 0) == 0) {
+    runOnDevice(op, stack);
+  } else {
+    runOnHostCopies(op, stack);
+  }
 }
 
-FallbackPolicy parseFallbackPolicy(const std::string& text) {
-  if (text == "allow") return FallbackPolicy::Allow;
-  if (text == "warn") return FallbackPolicy::Warn;
-  if (text == "error") return FallbackPolicy::Error;
-  TORCH_CHECK_VALUE(false, "unknown foo fallback policy '", text, "': expected allow, warn or error");
+FOO_FALLBACK(fallback, m) { m.fallback(torch::CppFunction::makeFromBoxedFunction<&fooFallback>()); }
+
+namespace {
+void refuseSparse(const c10::OperatorHandle& op, torch::jit::Stack*) {
+  TORCH_CHECK_NOT_IMPLEMENTED(false, kSparseUnsupported, " (", qualifiedName(op.operator_name()), ")");
+}
+}  // namespace
+FOO_FALLBACK_FOR_KEY(sparse_refused, SparsePrivateUse1, m) {
+  m.fallback(torch::CppFunction::makeFromBoxedFunction<&refuseSparse>());
+}
+FOO_FALLBACK_FOR_KEY(sparse_csr_refused, SparseCsrPrivateUse1, m) {
+  m.fallback(torch::CppFunction::makeFromBoxedFunction<&refuseSparse>());
 }
 
-FallbackPolicy fallbackPolicy() {
-  FallbackState& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  return s.policy;
+// Ops whose CompositeExplicitAutograd kernel does not suit foo, sent to the fallback (CPU's kernel on the aliases):
+// - those with a fused CPU kernel too: for a device without its own kernel the dispatcher picks the decomposition
+//   (e.g. layer_norm as batch_norm), which rounds differently from CPU in reduced precision;
+// - those whose composite kernel calls a CPU-only DispatchStub on the tensors it is given (conj_physical_).
+FOO_KERNELS(cpu_kernels, m) {
+  // (addr_ too: CPU's addr_ refuses a self that is not 2-D by comparing the addresses of its self and out
+  // arguments, which only an unboxed call to its composite kernel preserves.)
+  for (const char* name : {"native_layer_norm", "native_group_norm", "addr", "addr_", "addr.out", "_stack",
+                           "_stack.out", "any.dims", "any.dims_out", "all.dims", "all.dims_out", "linalg__powsum",
+                           "conj_physical_"}) {
+    const auto dot = std::string(name).find('.');
+    const std::string base = std::string(name).substr(0, dot);
+    const std::string overload = dot == std::string::npos ? "" : std::string(name).substr(dot + 1);
+    // Older torch releases lack some of them; registering a kernel for a missing op would be an error.
+    if (!c10::Dispatcher::singleton().findOp({"aten::" + base, overload})) continue;
+    m.impl(name, torch::CppFunction::makeFromBoxedFunction<&fooFallback>());
+  }
 }
-
-void setFallbackPolicy(FallbackPolicy policy) {
-  FallbackState& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  s.policy = policy;
-  s.warned.clear();
-}
-
-std::vector<std::pair<std::string, int64_t>> fallbackCounts() {
-  FallbackState& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  return {s.counts.begin(), s.counts.end()};
-}
-
-void resetFallbackCounts() {
-  FallbackState& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  s.counts.clear();
-}
-
-TORCH_LIBRARY_IMPL(_, PrivateUse1, m) { m.fallback(torch::CppFunction::makeFromBoxedFunction<&fooFallback>()); }
 
 }  // namespace torch_foo

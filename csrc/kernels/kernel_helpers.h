@@ -4,9 +4,9 @@
 //     return functional(FOO_CPU(add), a, b, alpha);
 //   });
 //
-// functional/inplace/outVariant check that all foo tensors share one device (CPU 0-dim scalars allowed), make it
-// current, alias every tensor argument (Tensor, optional Tensor, tensor lists), call the CPU kernel in stream order
-// and turn its results into foo tensors without copying.
+// functional/inplace/outVariant check that all foo tensors share one device (CPU 0-dim scalars allowed as inputs, not
+// as outputs), make it current, alias every tensor argument (Tensor, optional Tensor, tensor lists), call the CPU
+// kernel in stream order and turn its results into foo tensors without copying.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -82,7 +82,9 @@ auto functional(Op cpu_op, const Args&... args) {
 // In-place on self (cpu_op(self_alias, args...)); shape and storage of self cannot change.
 template <class Op, class... Args>
 at::Tensor& inplace(Op cpu_op, at::Tensor& self, const Args&... args) {
-  KernelScope scope(detail::deviceOf(self, args...));
+  const c10::DeviceIndex device = detail::deviceOf(self, args...);
+  checkWrittenTensor(self, device);
+  KernelScope scope(device);
   at::Tensor self_alias = scope.alias(self);
   cpu_op(self_alias, detail::aliasOf(scope, args)...);
   return self;
@@ -91,7 +93,9 @@ at::Tensor& inplace(Op cpu_op, at::Tensor& self, const Args&... args) {
 // out= variant (cpu_op(out_alias, args...)); a resize of out by the kernel is written back to out.
 template <class Op, class... Args>
 at::Tensor& outVariant(Op cpu_op, at::Tensor& out, const Args&... args) {
-  KernelScope scope(detail::deviceOf(out, args...));
+  const c10::DeviceIndex device = detail::deviceOf(out, args...);
+  checkWrittenTensor(out, device);
+  KernelScope scope(device);
   at::Tensor out_alias = scope.alias(out);
   cpu_op(out_alias, detail::aliasOf(scope, args)...);
   scope.commit(out, out_alias);
@@ -101,7 +105,10 @@ at::Tensor& outVariant(Op cpu_op, at::Tensor& out, const Args&... args) {
 // out= variant with two outputs (values and indices, output and total_weight, ...).
 template <class Op, class... Args>
 std::tuple<at::Tensor&, at::Tensor&> outVariant2(Op cpu_op, at::Tensor& out1, at::Tensor& out2, const Args&... args) {
-  KernelScope scope(detail::deviceOf(out1, out2, args...));
+  const c10::DeviceIndex device = detail::deviceOf(out1, out2, args...);
+  checkWrittenTensor(out1, device);
+  checkWrittenTensor(out2, device);
+  KernelScope scope(device);
   at::Tensor alias1 = scope.alias(out1), alias2 = scope.alias(out2);
   cpu_op(alias1, alias2, detail::aliasOf(scope, args)...);
   scope.commit(out1, alias1);

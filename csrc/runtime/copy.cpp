@@ -1,6 +1,8 @@
 // memcpy and memcpyAsync: device sides are reached through their host alias.
+#include <cstdint>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "runtime/foo_runtime.h"
 #include "runtime/runtime_internal.h"
@@ -25,8 +27,14 @@ bool resolveSide(const void* ptr, std::size_t bytes, CopySide* side) {
   return detail::isInsideAllocation(ptr, bytes);
 }
 
-// Host memory whose copies can run asynchronously: device memory or pinned host memory.
-bool isStable(const CopySide& side) { return side.device >= 0 || isPinned(side.address); }
+// Holds a pinned host side for a queued copy (see detail::retainPinnedForCopy). `stable` is false for pageable host
+// memory, whose copies cannot be queued.
+struct QueuedSide {
+  explicit QueuedSide(const CopySide& side)
+      : block(side.device < 0 ? detail::retainPinnedForCopy(side.address) : 0), stable(side.device >= 0 || block != 0) {}
+  std::uintptr_t block;
+  bool stable;
+};
 
 }  // namespace
 
@@ -61,14 +69,26 @@ Status memcpyAsync(void* dst, const void* src, std::size_t bytes, Stream stream)
   } else if (streamDevice(stream) < 0) {
     return Status::InvalidHandle;
   }
-  auto copy = [to = to.address, from = from.address, bytes] { std::memmove(to, from, bytes); };
+  const QueuedSide queued_to(to), queued_from(from);
+  auto release = [blocks = std::make_pair(queued_to.block, queued_from.block)] {
+    detail::releasePinnedForCopy(blocks.first);
+    detail::releasePinnedForCopy(blocks.second);
+  };
   // A pageable host buffer may be reused as soon as we return, so that copy happens now (after the stream's work).
-  if (!isStable(to) || !isStable(from)) return runInOrder(stream, copy);
-  try {
-    return launchAsync(stream, copy);
-  } catch (const std::bad_alloc&) {
-    return Status::OutOfMemory;
+  if (!queued_to.stable || !queued_from.stable) {
+    release();
+    return runInOrder(stream, [to = to.address, from = from.address, bytes] { std::memmove(to, from, bytes); });
   }
+  Status status = Status::OutOfMemory;
+  try {
+    status = launchAsync(stream, [to = to.address, from = from.address, bytes, release] {
+      std::memmove(to, from, bytes);
+      release();
+    });
+  } catch (const std::bad_alloc&) {
+  }
+  if (status != Status::Success) release();
+  return status;
 }
 
 }  // namespace foo_rt

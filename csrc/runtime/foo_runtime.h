@@ -72,6 +72,19 @@ void* deviceAddress(const void* host_ptr);
 // Device owning ptr, or -1 if ptr is not device memory.
 int pointerDevice(const void* ptr);
 
+// ---- device memory shared between processes ----------------------------------------------------------------------
+// The memfd behind device memory and ptr's offset in it (ptr: inside a live allocation, or inside memory this process
+// imported). Another process, given a duplicate of the descriptor (over a Unix socket), maps it with ipcOpen. The
+// descriptor stays the runtime's. Freeing the allocation while another process has it open zeroes its pages there:
+// the exporter must keep it allocated until every importer closed it.
+Status ipcExport(const void* dev_ptr, int* fd, std::size_t* offset);
+// Maps `bytes` at `offset` of an exporter's file (fd) as device memory of `device` in this process: *dev_ptr is a
+// device address that kernels, copies, hostView and pointerDevice accept (free() does not: use ipcClose). The mapping
+// holds the memory, also after the exporter exits; fd may be closed once this returns.
+Status ipcOpen(int device, int fd, std::size_t offset, std::size_t bytes, void** dev_ptr);
+// Unmaps what ipcOpen returned (exactly that address).
+Status ipcClose(void* dev_ptr);
+
 // ---- pinned host memory -------------------------------------------------------------------------------------------
 Status mallocHost(void** ptr, std::size_t bytes);
 Status freeHost(void* ptr);

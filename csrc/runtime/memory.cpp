@@ -58,6 +58,8 @@ class Arena {
   bool containsHostAddress(const void* ptr) const { return offsetIn(host_base_, ptr) < size_; }
   void* hostAddress(const void* dev_ptr) const { return host_base_ + offsetIn(device_base_, dev_ptr); }
   void* deviceAddress(const void* host_ptr) const { return device_base_ + offsetIn(host_base_, host_ptr); }
+  std::size_t offsetOf(const void* dev_ptr) const { return offsetIn(device_base_, dev_ptr); }
+  int fd() const { return fd_; }
 
   Status allocate(std::size_t bytes, void** dev_ptr) {
     if (bytes > size_) return Status::OutOfMemory;  // also keeps the rounding below from overflowing
@@ -201,7 +203,16 @@ namespace detail {
 bool isInsideAllocation(const void* ptr, std::size_t bytes) {
   int device = -1;
   Arena* arena = arenaOfDeviceAddress(ptr, &device);
-  return arena != nullptr && arena->isInsideAllocation(ptr, bytes);
+  return arena != nullptr ? arena->isInsideAllocation(ptr, bytes) : isInsideImport(ptr, bytes);
+}
+
+bool arenaFile(const void* dev_ptr, int* fd, std::size_t* offset) {
+  int device = -1;
+  Arena* arena = arenaOfDeviceAddress(dev_ptr, &device);
+  if (arena == nullptr || !arena->isInsideAllocation(dev_ptr, 1)) return false;
+  *fd = arena->fd();
+  *offset = arena->offsetOf(dev_ptr);
+  return true;
 }
 
 }  // namespace detail
@@ -248,7 +259,7 @@ Status memGetInfo(int device, std::size_t* free_bytes, std::size_t* total_bytes)
 void* hostView(const void* dev_ptr) {
   int device = -1;
   Arena* arena = arenaOfDeviceAddress(dev_ptr, &device);
-  return arena != nullptr ? arena->hostAddress(dev_ptr) : nullptr;
+  return arena != nullptr ? arena->hostAddress(dev_ptr) : detail::importedHostView(dev_ptr);
 }
 
 void* deviceAddress(const void* host_ptr) {
@@ -257,13 +268,12 @@ void* deviceAddress(const void* host_ptr) {
     Arena* arena = g_arenas[d].load(std::memory_order_acquire);
     if (arena != nullptr && arena->containsHostAddress(host_ptr)) return arena->deviceAddress(host_ptr);
   }
-  return nullptr;
+  return detail::importedDeviceAddress(host_ptr);
 }
 
 int pointerDevice(const void* ptr) {
   int device = -1;
-  arenaOfDeviceAddress(ptr, &device);
-  return device;
+  return arenaOfDeviceAddress(ptr, &device) != nullptr ? device : detail::importedDevice(ptr);
 }
 
 }  // namespace foo_rt

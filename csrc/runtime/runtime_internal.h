@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "runtime/foo_runtime.h"
 
@@ -31,8 +32,22 @@ inline bool isValidDevice(int device) { return device >= 0 && device < deviceCou
 // runtime (forkedChild).
 void markInUse() noexcept;
 
-// True when [ptr, ptr + bytes) lies inside one live allocation of device memory.
+// True when [ptr, ptr + bytes) lies inside one live allocation of device memory (or one imported range).
 bool isInsideAllocation(const void* ptr, std::size_t bytes);
+
+// An asynchronous copy queued on a stream holds the pinned block it reads or writes: freeHost then keeps the block
+// mapped until the copy releases it. Returns the block's start (for the release), or 0 if ptr is not pinned memory.
+std::uintptr_t retainPinnedForCopy(const void* ptr);
+void releasePinnedForCopy(std::uintptr_t block);
+
+// The arena file behind a live allocation of this process and ptr's offset in it; false if ptr is not one.
+bool arenaFile(const void* dev_ptr, int* fd, std::size_t* offset);
+
+// Lookups in the device memory imported from other processes (ipcOpen); nullptr / -1 / false when not imported.
+void* importedHostView(const void* dev_ptr);
+void* importedDeviceAddress(const void* host_ptr);
+int importedDevice(const void* dev_ptr);
+bool isInsideImport(const void* dev_ptr, std::size_t bytes);
 
 }  // namespace detail
 }  // namespace foo_rt

@@ -34,7 +34,11 @@ struct StreamImpl {
   std::atomic<std::int64_t> pending{0};
   std::mutex mutex;
   std::condition_variable work_available;
-  std::condition_variable drained;
+  std::condition_variable item_done;
+  // Items ever queued / ever finished (under mutex): a synchronize waits until `finished` reaches the `queued` it
+  // saw at call time, so submitters that keep the queue busy cannot starve it.
+  std::uint64_t queued = 0;
+  std::uint64_t finished = 0;
   std::deque<std::function<void()>> queue;
   std::thread worker;     // started by the first queued item
   bool stopping = false;  // set by streamDestroy; the worker exits once the queue is empty
@@ -137,7 +141,9 @@ void runWorker(StreamImpl* stream) {
     runReportingErrors(*stream, work);
     work = nullptr;  // what the work captured dies before the item counts as done
     lock.lock();
-    if (stream->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) stream->drained.notify_all();
+    ++stream->finished;
+    stream->pending.fetch_sub(1, std::memory_order_acq_rel);
+    stream->item_done.notify_all();
   }
 }
 
@@ -149,6 +155,7 @@ Status enqueue(StreamImpl* stream, std::function<void()>&& work) {
       stream->worker = std::thread(runWorker, stream);
     }
     stream->queue.push_back(std::move(work));
+    ++stream->queued;
     stream->pending.fetch_add(1, std::memory_order_relaxed);
   } catch (const std::bad_alloc&) {
     return Status::OutOfMemory;
@@ -159,12 +166,23 @@ Status enqueue(StreamImpl* stream, std::function<void()>&& work) {
   return Status::Success;
 }
 
-void waitUntilIdle(StreamImpl* stream) {
+// The count of items queued on the stream so far: the mark a synchronize waits for.
+std::uint64_t submittedMark(StreamImpl* stream) {
+  std::lock_guard<std::mutex> lock(stream->mutex);
+  return stream->queued;
+}
+
+// Waits until the stream has finished the items up to `mark` (work queued later is not waited for).
+void waitForMark(StreamImpl* stream, std::uint64_t mark) {
   // Work running on this very stream: everything queued before it has run, and later work cannot run until it ends.
   if (t_worker_stream == stream) return;
-  if (detail::streamIdle(stream)) return;
   std::unique_lock<std::mutex> lock(stream->mutex);
-  stream->drained.wait(lock, [stream] { return stream->pending.load(std::memory_order_relaxed) == 0; });
+  stream->item_done.wait(lock, [stream, mark] { return stream->finished >= mark; });
+}
+
+void waitForSubmittedWork(StreamImpl* stream) {
+  if (detail::streamIdle(stream)) return;
+  waitForMark(stream, submittedMark(stream));
 }
 
 }  // namespace
@@ -229,7 +247,7 @@ Status streamQuery(Stream stream) {
 Status streamSynchronize(Stream stream) {
   if (forkedChild()) return Status::ForkedChild;
   if (!isLive(stream)) return Status::InvalidHandle;
-  waitUntilIdle(stream);
+  waitForSubmittedWork(stream);
   return Status::Success;
 }
 
@@ -237,7 +255,13 @@ Status deviceSynchronize(int device) {
   if (forkedChild()) return Status::ForkedChild;
   if (!detail::isValidDevice(device)) return Status::InvalidDevice;
   try {
-    for (const auto& stream : registry().streamsOf(device)) waitUntilIdle(stream.get());
+    // Marks taken on every stream first: the work submitted before the call, whichever stream it went to.
+    std::vector<std::pair<std::shared_ptr<StreamImpl>, std::uint64_t>> marks;
+    for (auto& stream : registry().streamsOf(device)) {
+      const std::uint64_t mark = submittedMark(stream.get());
+      marks.emplace_back(std::move(stream), mark);
+    }
+    for (const auto& [stream, mark] : marks) waitForMark(stream.get(), mark);
   } catch (const std::bad_alloc&) {
     return Status::OutOfMemory;
   }

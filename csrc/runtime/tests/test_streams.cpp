@@ -1,6 +1,11 @@
 // Streams: inline fast path, queue order, synchronization, asynchronous copies, handles and process exit.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <future>
 #include <mutex>
 #include <numeric>
 #include <stdexcept>
@@ -202,6 +207,31 @@ TEST_F(Streams, ConcurrentSubmittersAndSynchronizers) {
   EXPECT_EQ(kThreads * kItemsPerThread, ran.load());
 }
 
+// A synchronize waits for the work submitted before the call, not for an empty queue: here every item queues the
+// next before it ends, so the stream is never idle until `stop`.
+TEST_F(Streams, SynchronizeIsNotStarvedByWorkSubmittedAfterTheCall) {
+  std::atomic<bool> stop{false};
+  std::function<void()> self_renewing = [&] {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    if (!stop.load()) {
+      EXPECT_OK(foo_rt::launchAsync(stream_, self_renewing));
+    }
+  };
+  ASSERT_OK(foo_rt::launchAsync(stream_, self_renewing));
+  for (auto synchronize : {+[](Stream s) { return foo_rt::streamSynchronize(s); },
+                           +[](Stream s) { return foo_rt::deviceSynchronize(foo_rt::streamDevice(s)); }}) {
+    auto synchronized = std::async(std::launch::async, synchronize, stream_);
+    // A hang guard, not a timing requirement: without the fix the call never returns while the chain runs.
+    const bool returned = synchronized.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+    if (!returned) stop.store(true);  // ends the chain so that the starved call returns and the test can fail
+    EXPECT_TRUE(returned) << "synchronize starved by work queued after it was called";
+    EXPECT_OK(synchronized.get());
+  }
+  stop.store(true);
+  ASSERT_OK(foo_rt::streamSynchronize(stream_));  // the chain has ended: each item queues at most one more
+  ASSERT_OK(foo_rt::streamSynchronize(stream_));
+}
+
 class AsyncCopies : public Streams {
  protected:
   static constexpr std::size_t kBytes = 1 << 20;
@@ -280,6 +310,37 @@ TEST_F(AsyncCopies, NullStreamMeansTheDefaultStreamOfTheDevice) {
   }
   ASSERT_OK(foo_rt::streamSynchronize(foo_rt::defaultStream(0)));
   EXPECT_EQ(0x22, deviceBytes()[0]);
+}
+
+// Freeing pinned memory that a queued copy reads or writes: the block stays mapped (and the copy correct) until the
+// copy has run, then goes back to the system.
+TEST_F(AsyncCopies, PinnedMemoryFreedUnderAQueuedCopyStaysMappedUntilTheCopyRan) {
+  const long page = sysconf(_SC_PAGESIZE);
+  auto isMapped = [page](void* ptr) {
+    unsigned char resident = 0;
+    return mincore(ptr, static_cast<std::size_t>(page), &resident) == 0;
+  };
+  void* source = nullptr;
+  void* destination = nullptr;
+  ASSERT_OK(foo_rt::mallocHost(&source, kBytes));
+  ASSERT_OK(foo_rt::mallocHost(&destination, kBytes));
+  std::memset(source, 0x5c, kBytes);
+  std::memset(deviceBytes(), 0x3d, kBytes);
+  {
+    StreamBlocker blocker(stream_);
+    ASSERT_OK(foo_rt::memcpyAsync(device_, source, kBytes, stream_));
+    ASSERT_OK(foo_rt::memcpyAsync(destination, device_, kBytes, stream_));
+    ASSERT_OK(foo_rt::freeHost(source));
+    ASSERT_OK(foo_rt::freeHost(destination));
+    EXPECT_FALSE(foo_rt::isPinned(source));  // freed for its owner ...
+    EXPECT_TRUE(isMapped(source));           // ... but kept for the copy
+    EXPECT_EQ(Status::InvalidValue, foo_rt::freeHost(source));
+  }
+  ASSERT_OK(foo_rt::streamSynchronize(stream_));
+  EXPECT_EQ(0x5c, deviceBytes()[0]);
+  EXPECT_EQ(0x5c, deviceBytes()[kBytes - 1]);
+  EXPECT_FALSE(isMapped(source));
+  EXPECT_FALSE(isMapped(destination));
 }
 
 TEST_F(TwoDevices, SynchronousMemcpyWaitsForTheDefaultStreamsOfBothDevices) {

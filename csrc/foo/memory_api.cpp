@@ -1,0 +1,64 @@
+// torch.ops.foo operators behind torch.foo's memory functions that torch.accelerator has no binding for:
+// the per-process memory fraction, raw caching-allocator blocks and the pinned host allocator's statistics.
+#include <ATen/core/CachingHostAllocator.h>
+#include <torch/library.h>
+
+#include "foo/allocator.h"
+#include "foo/common.h"
+
+namespace torch_foo {
+namespace {
+
+// Names and values as torch.cuda.host_memory_stats flattens them ("allocations.current", "num_host_alloc", ...).
+std::tuple<std::vector<std::string>, std::vector<int64_t>> hostMemoryStats() {
+  const at::HostStats stats = at::getHostAllocator(kFoo)->get_stats();
+  std::vector<std::string> names;
+  std::vector<int64_t> values;
+  auto add = [&](const std::string& name, int64_t value) {
+    names.push_back(name);
+    values.push_back(value);
+  };
+  for (const auto& [name, stat] : {std::pair<const char*, const c10::CachingAllocator::Stat*>{"active_requests",
+                                                                                              &stats.active_requests},
+                                   {"active_bytes", &stats.active_bytes},
+                                   {"allocations", &stats.allocations},
+                                   {"allocated_bytes", &stats.allocated_bytes}}) {
+    add(std::string(name) + ".current", stat->current);
+    add(std::string(name) + ".peak", stat->peak);
+    add(std::string(name) + ".allocated", stat->allocated);
+    add(std::string(name) + ".freed", stat->freed);
+  }
+  for (const auto& [name, stat] : {std::pair<const char*, const c10::CachingAllocator::DurationStat*>{
+                                       "host_alloc_time", &stats.host_alloc_time},
+                                   {"host_free_time", &stats.host_free_time}}) {
+    add(std::string(name) + ".total", stat->total);
+    add(std::string(name) + ".max", stat->max);
+    add(std::string(name) + ".min", stat->min);
+    add(std::string(name) + ".count", stat->count);
+  }
+  add("num_host_alloc", stats.num_host_alloc);
+  add("num_host_free", stats.num_host_free);
+  return {names, values};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(foo, m) {
+  m.def("set_memory_fraction(float fraction, int device) -> ()", [](double fraction, int64_t device) {
+    checkDeviceIndex(device);
+    setMemoryFraction(static_cast<c10::DeviceIndex>(device), fraction);
+  });
+  m.def("memory_fraction(int device) -> float", [](int64_t device) {
+    checkDeviceIndex(device);
+    return memoryFraction(static_cast<c10::DeviceIndex>(device));
+  });
+  // On the current device and its current stream, as the caching allocator serves tensors.
+  m.def("raw_alloc(int nbytes) -> int", [](int64_t nbytes) {
+    TORCH_CHECK_VALUE(nbytes >= 0, "caching_allocator_alloc: size must be >= 0, got ", nbytes);
+    return reinterpret_cast<int64_t>(deviceAllocator().raw_allocate(static_cast<size_t>(nbytes)));
+  });
+  m.def("raw_delete(int ptr) -> ()", [](int64_t ptr) { rawDelete(reinterpret_cast<void*>(ptr)); });
+  m.def("host_memory_stats() -> (str[], int[])", &hostMemoryStats);
+}
+
+}  // namespace torch_foo

@@ -1,0 +1,389 @@
+"""torch.foo against torch.cuda: the same names, signatures and errors (issue 14), and backend metadata of tensors."""
+import copy
+import importlib
+import io
+import os
+import pydoc
+import signal
+
+import pytest
+import torch
+
+import torch_foo
+from helpers import assert_same, run_python
+
+
+# ---- the module ------------------------------------------------------------------------------------------------------
+def test_dir_shows_only_the_public_names_and_each_has_a_docstring():
+    names = dir(torch.foo)
+    assert names == sorted(torch.foo.__all__)
+    assert not {"Any", "OrderedDict", "contextlib", "dataclass", "torch", "Union", "annotations"} & set(names)
+    undocumented = [n for n in names if not isinstance(getattr(torch.foo, n), (tuple, int))
+                    and not (getattr(torch.foo, n).__doc__ or "").strip()]
+    assert undocumented == []
+    text = pydoc.render_doc(torch.foo, renderer=pydoc.plaintext)
+    assert "torch.cuda" in text and "set_per_process_memory_fraction" in text and "Stream(torch.Stream)" in text
+
+
+# ---- devices ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("use", [
+    lambda: torch.ones(2, device="foo:7"),
+    lambda: torch.foo.set_device(7),
+    lambda: torch.foo.synchronize(7),
+    lambda: torch.foo.Stream(device=7),
+    lambda: torch.foo.memory_allocated(7),
+    lambda: torch.ones(2).to("foo:2"),
+    lambda: torch.accelerator.set_device_index(2),
+])
+def test_bad_device_index_raises_runtime_error_naming_the_valid_range(use):
+    with pytest.raises(RuntimeError, match=r"foo device index \d is out of range: valid devices are foo:0 to foo:1") \
+            as caught:
+        use()
+    assert not isinstance(caught.value, IndexError)
+
+
+def test_get_device_capability_and_peer_access():
+    capability = torch.foo.get_device_capability("foo:1")
+    properties = torch.foo.get_device_properties(1)
+    assert capability == (properties.major, properties.minor) == torch.foo.get_device_capability()
+    assert all(isinstance(v, int) for v in capability)
+    assert torch.foo.can_device_access_peer(0, 1) and torch.foo.can_device_access_peer("foo:1", torch.device("foo:0"))
+    assert not torch.foo.can_device_access_peer(1, 1)  # as cudaDeviceCanAccessPeer for a device and itself
+    with pytest.raises(RuntimeError, match="foo:0 to foo:1"):
+        torch.foo.can_device_access_peer(0, 2)
+    # what peer access promises: a copy from one device to the other
+    source = torch.arange(10.0, device="foo:0")
+    assert_same(source.to("foo:1"), torch.arange(10.0), device="foo:1")
+
+
+def test_init_raises_in_a_child_forked_after_foo_was_used():
+    torch.foo.init()
+    assert torch.foo.is_initialized()
+    torch.ones(1, device="foo").add_(1)
+    pid = os.fork()
+    if pid == 0:
+        failed = 4
+        try:
+            signal.alarm(60)
+            failed = int(torch.foo.is_initialized())
+            for init in (torch.foo.init, torch.foo._lazy_init):
+                try:
+                    init()
+                except RuntimeError as error:
+                    failed += "forked subprocess" not in str(error)
+                else:
+                    failed += 1
+        finally:
+            os._exit(failed)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    torch.foo.init()  # the parent is unaffected
+
+
+# ---- streams and events ----------------------------------------------------------------------------------------------
+def test_streams_and_events_are_classes():
+    stream = torch.foo.Stream(device="foo:1", priority=-1)
+    assert isinstance(stream, torch.foo.Stream) and isinstance(stream, torch.Stream)
+    assert stream.device == torch.device("foo:1") and stream.priority == -1 and torch.foo.Stream().priority == 0
+    assert isinstance(torch.foo.current_stream(), torch.foo.Stream)
+    assert isinstance(torch.foo.default_stream(1), torch.foo.Stream) and torch.foo.default_stream(1).stream_id == 0
+    assert torch.foo.current_stream(1) == torch.accelerator.current_stream(1)
+    event = stream.record_event()
+    assert isinstance(event, torch.foo.Event) and isinstance(event, torch.Event)
+    assert event.device == torch.device("foo:1")
+    with pytest.raises(ValueError, match="interprocess"):
+        torch.foo.Event(interprocess=True)
+    unbound = torch.foo.Event()  # takes the device of its first record, as on CUDA
+    with torch.foo.device(1):
+        unbound.record()
+    assert unbound.device == torch.device("foo:1")
+    with pytest.raises(RuntimeError, match="cannot be re-recorded|cannot be recorded"):
+        unbound.record(torch.foo.current_stream(0))
+    # torch.accelerator and torch.Stream take foo's subclasses
+    torch.accelerator.set_stream(stream)
+    try:
+        assert torch.accelerator.current_stream(1) == stream
+    finally:
+        torch.accelerator.set_stream(torch.foo.default_stream(1))
+        torch.accelerator.set_device_index(0)
+
+
+def test_wait_stream_orders_work_of_another_devices_stream():
+    side = torch.foo.Stream(device=1)
+    main = torch.foo.current_stream(1)
+    source = torch.arange(1 << 20, dtype=torch.float32).pin_memory()
+    with torch.foo.stream(side):
+        torch.foo._sleep(100_000)  # the upload below lands only after this
+        on_device = source.to("foo:1", non_blocking=True)
+    main.wait_stream(side)
+    with torch.foo.stream(main):
+        total = on_device.sum(dtype=torch.float64)
+    assert total.item() == source.sum(dtype=torch.float64).item()
+
+
+@pytest.mark.parametrize("synchronize", [lambda: torch.accelerator.synchronize("foo:1"),
+                                         lambda: torch.foo.synchronize(1)], ids=["accelerator", "torch.foo"])
+def test_synchronize_of_another_device_waits_for_its_side_streams(synchronize):
+    side = torch.foo.Stream(device=1)
+    assert torch.foo.current_device() == 0
+    with torch.foo.stream(side):
+        torch.foo._sleep(200_000)  # keeps the side stream busy: only a real wait sees it done
+        result = torch.arange(1000.0, device="foo:1") * 2
+        done = side.record_event()
+    synchronize()
+    assert done.query() and side.query()
+    assert_same(result, torch.arange(1000.0) * 2, device="foo:1")
+
+
+def test_synchronize_waits_before_any_foo_tensor_was_made():
+    result = run_python(
+        """
+        import torch, torch_foo
+        torch.foo._sleep(1_000_000)  # work queued before anything initialised foo on PyTorch's side
+        torch.foo.synchronize(0)
+        print("idle", torch.foo.default_stream(0).query())
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "idle True" in result.stdout, result.stdout
+
+
+def test_event_elapsed_time_and_its_errors():
+    start, end = torch.foo.Event(enable_timing=True), torch.foo.Event(enable_timing=True)
+    start.record()
+    torch.foo._sleep(1000)
+    end.record()
+    end.synchronize()
+    assert isinstance(start.elapsed_time(end), float) and start.elapsed_time(end) >= 0
+    plain = torch.Event(device="foo", enable_timing=True)  # a torch.Event as the peer works too
+    plain.record()
+    plain.synchronize()
+    assert start.elapsed_time(plain) >= 0
+    with pytest.raises(RuntimeError, match="must be recorded"):
+        start.elapsed_time(torch.foo.Event(enable_timing=True))
+    untimed = torch.foo.Event()
+    untimed.record()
+    untimed.synchronize()
+    with pytest.raises(RuntimeError, match="enable_timing=True"):
+        start.elapsed_time(untimed)
+    with pytest.raises(TypeError, match="foo event"):
+        start.elapsed_time(torch.Event(device="cpu"))
+    other_device = torch.foo.Event(enable_timing=True, device=1)
+    other_device.record()
+    other_device.synchronize()
+    with pytest.raises(ValueError, match="same device"):
+        start.elapsed_time(other_device)
+
+
+def test_stream_context_selects_stream_and_device_and_restores_both():
+    side = torch.foo.Stream(device=1)
+    context = torch.foo.stream(side)
+    assert isinstance(context, torch.foo.StreamContext)
+    with context as entered:
+        assert entered is side
+        assert torch.foo.current_device() == 1 and torch.foo.current_stream() == side
+        result = torch.arange(6.0, device="foo") * 2
+    assert torch.foo.current_device() == 0 and torch.foo.current_stream(1) == torch.foo.default_stream(1)
+    assert_same(result, torch.arange(6.0) * 2, device="foo:1")
+    with torch.foo.StreamContext(None) as entered:
+        assert entered is None and torch.foo.current_device() == 0
+    with pytest.raises(ValueError, match="foo stream"):
+        torch.foo.StreamContext(torch.Stream(device="cpu"))
+
+
+# ---- memory ----------------------------------------------------------------------------------------------------------
+def test_out_of_memory_error_is_torchs():
+    assert torch.foo.OutOfMemoryError is torch.OutOfMemoryError
+
+
+def test_per_process_memory_fraction_caps_the_allocator():
+    torch.foo.synchronize(1)
+    torch.foo.empty_cache()
+    total = torch.foo.mem_get_info(1)[1]
+    fraction = (torch.foo.memory_reserved(1) + (12 << 20)) / total  # room for 12 MiB more
+    assert torch.foo.get_per_process_memory_fraction(1) == 1.0
+    torch.foo.set_per_process_memory_fraction(fraction, 1)
+    try:
+        assert torch.foo.get_per_process_memory_fraction("foo:1") == fraction
+        fits = torch.full((1 << 20,), 3.0, device="foo:1")  # 4 MiB
+        with pytest.raises(torch.foo.OutOfMemoryError, match=r"memory fraction .* limits foo:1"):
+            torch.empty(16 << 20, dtype=torch.uint8, device="foo:1")
+        assert_same(fits * 2, torch.full((1 << 20,), 6.0), device="foo:1")  # the process carries on
+        torch.empty(16 << 20, dtype=torch.uint8, device="foo:0")  # other devices are not capped
+    finally:
+        torch.foo.set_per_process_memory_fraction(1.0, 1)
+    assert torch.empty(16 << 20, dtype=torch.uint8, device="foo:1").numel() == 16 << 20
+    with pytest.raises(TypeError, match="float"):
+        torch.foo.set_per_process_memory_fraction(1, 1)
+    with pytest.raises(ValueError, match="0~1"):
+        torch.foo.set_per_process_memory_fraction(1.5)
+
+
+def test_caching_allocator_alloc_and_delete():
+    torch.foo.synchronize(1)
+    base = torch.foo.memory_allocated(1)
+    pointer = torch.foo.caching_allocator_alloc(1000, device=1)
+    assert torch.foo.memory_allocated(1) == base + 1024  # 1000 bytes take a 1 KiB block, as on CUDA
+    torch.foo.caching_allocator_delete(pointer)
+    assert torch.foo.memory_allocated(1) == base
+    with pytest.raises(ValueError, match="not a live block"):
+        torch.foo.caching_allocator_delete(pointer)
+    with pytest.raises(ValueError, match="not foo device memory"):
+        torch.foo.caching_allocator_delete(torch.ones(4).data_ptr())
+    # a stream's blocks come from that stream's pool: the freed block is what the stream gets next
+    side = torch.foo.Stream(device=1)
+    on_side = torch.foo.caching_allocator_alloc(4096, device="foo:1", stream=side)
+    torch.foo.caching_allocator_delete(on_side)
+    assert torch.foo.caching_allocator_alloc(4096, device=1, stream=side) == on_side
+    torch.foo.caching_allocator_delete(on_side)
+    with torch.foo.stream(side):  # and tensors allocated on the stream reuse it
+        assert torch.empty(1024, device="foo:1").data_ptr() == on_side
+    with pytest.raises(ValueError, match="stream of foo:0"):
+        torch.foo.caching_allocator_alloc(16, device=0, stream=side)
+    assert torch.foo.caching_allocator_alloc(0) == 0
+    torch.foo.caching_allocator_delete(0)  # what a 0-byte allocation returns: a no-op, as on CUDA
+
+
+CUDA_HOST_STAT_KEYS = {
+    f"{stat}.{field}" for stat in ("active_requests", "active_bytes", "allocations", "allocated_bytes")
+    for field in ("current", "peak", "allocated", "freed")
+} | {f"{timing}.{field}" for timing in ("host_alloc_time", "host_free_time")
+     for field in ("total", "max", "min", "count", "avg")} | {"num_host_alloc", "num_host_free"}
+
+
+def test_host_memory_stats_has_cudas_keys():
+    stats = torch.foo.host_memory_stats()
+    assert set(stats) == CUDA_HOST_STAT_KEYS and list(stats) == sorted(stats)
+    assert all(isinstance(value, int) and value >= 0 for value in stats.values())
+
+
+@pytest.mark.xfail(strict=True, reason="the pinned host allocator (csrc/foo/host_allocator.cpp) keeps no statistics "
+                                       "yet: its get_stats() returns zeros")
+def test_host_memory_stats_count_pinned_allocations():
+    before = torch.foo.host_memory_stats()
+    pinned = torch.empty(1 << 20, dtype=torch.uint8).pin_memory()
+    after = torch.foo.host_memory_stats()
+    assert after["allocations.current"] == before["allocations.current"] + 1
+    assert after["allocated_bytes.current"] >= before["allocated_bytes.current"] + pinned.numel()
+
+
+def test_mem_pool_is_a_documented_limitation():
+    with pytest.raises(NotImplementedError, match="CUDA's caching allocator only"):
+        torch.foo.MemPool()
+    with pytest.raises(NotImplementedError, match="memory pools are not available"):
+        with torch.foo.use_mem_pool(None):
+            pass
+    # Why: the installed torch's MemPool machinery cannot be instantiated without CUDA. Should a torch make it work,
+    # this fails, and torch.foo.MemPool should be built on it.
+    with pytest.raises(RuntimeError):
+        torch._C._MemPool(None, True, False, False)
+
+
+# ---- amp and backends ------------------------------------------------------------------------------------------------
+def test_amp_aliases_match_torch_amp_on_cpu():
+    amp = importlib.import_module("torch.foo.amp")
+    assert amp is torch.foo.amp
+    a, b = torch.randn(8, 8), torch.randn(8, 8)
+    with torch.foo.amp.autocast(dtype=torch.bfloat16):
+        product = a.foo() @ b.foo()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = a @ b
+    assert_same(product, expected)
+    scaler = torch.foo.amp.GradScaler(init_scale=1024.0)
+    assert scaler._device == "foo" and scaler.get_scale() == 1024.0
+    assert_same(scaler.scale(a.foo().sum()), a.sum() * 1024.0)
+
+    class Square(torch.autograd.Function):
+        @staticmethod
+        @torch.foo.amp.custom_fwd(cast_inputs=torch.float32)
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        @torch.foo.amp.custom_bwd
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return 2 * x * grad
+
+    x = torch.randn(4, dtype=torch.float16).foo().requires_grad_()
+    with torch.foo.amp.autocast():
+        y = Square.apply(x)
+    assert y.dtype == torch.float32  # the forward ran on float32 inputs
+    y.sum().backward()
+    assert_same(x.grad, 2 * x.detach().cpu())
+
+
+def test_backends_foo_switches_the_fallback_policy():
+    backends = importlib.import_module("torch.backends.foo")
+    assert backends is torch.backends.foo and torch.backends.foo.is_built() and torch.backends.foo.is_available()
+    assert torch.backends.foo.fallback_policy == torch_foo.fallback_policy() == "allow"
+    x = torch.arange(5.0, device="foo")
+    with torch.backends.foo.flags(fallback_policy="error"):
+        assert torch_foo.fallback_policy() == "error"
+        with pytest.raises(NotImplementedError, match="cumsum"):
+            torch.cumsum(x, 0)
+    assert torch_foo.fallback_policy() == "allow"
+    # Assigning a switch obeys torch.backends.disable_global_flags() as cudnn's do (PyTorch's test utilities, imported
+    # by tests/test_device_generic.py, call it).
+    with torch.backends.__allow_nonbracketed_mutation():
+        torch.backends.foo.fallback_policy = "warn"
+        try:
+            assert torch_foo.fallback_policy() == "warn"
+        finally:
+            torch.backends.foo.fallback_policy = "allow"
+    assert_same(torch.cumsum(x, 0), torch.cumsum(torch.arange(5.0), 0))
+
+
+# ---- backend metadata ------------------------------------------------------------------------------------------------
+def tagged(device="foo:1"):
+    t = torch.arange(6.0, device=device)
+    torch._utils.set_tensor_metadata(t, {"packed_format": True, "checked": False})
+    return t
+
+
+def test_backend_meta_round_trips_and_merges():
+    t = tagged()
+    assert torch._utils.get_tensor_metadata(t) == {"packed_format": True, "checked": False}
+    torch._utils.set_tensor_metadata(t, {"checked": True, "extra": True})
+    assert torch._utils.get_tensor_metadata(t) == {"packed_format": True, "checked": True, "extra": True}
+    assert torch._utils.get_tensor_metadata(torch.arange(3.0, device="foo")) == {}
+    # shallow copies carry a copy of it: changing it on one leaves the other alone
+    detached = t.detach()
+    torch._utils.set_tensor_metadata(detached, {"only_detached": True})
+    assert "only_detached" not in torch._utils.get_tensor_metadata(t)
+    assert torch._utils.get_tensor_metadata(detached)["packed_format"] is True
+
+
+def test_backend_meta_survives_save_load_and_deepcopy():
+    t = tagged()
+    buffer = io.BytesIO()
+    torch.save({"t": t}, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer)["t"]
+    assert torch._utils.get_tensor_metadata(loaded) == torch._utils.get_tensor_metadata(t)
+    assert_same(loaded, torch.arange(6.0), device="foo:1")
+    buffer.seek(0)
+    on_cpu = torch.load(buffer, map_location="cpu")["t"]
+    assert torch._utils.get_tensor_metadata(on_cpu) == {}  # CPU tensors have no backend metadata (as on OpenReg)
+    copied = copy.deepcopy(t)
+    assert torch._utils.get_tensor_metadata(copied) == torch._utils.get_tensor_metadata(t)
+    assert_same(copied, torch.arange(6.0), device="foo:1")
+    module = torch.nn.Linear(2, 2).foo()
+    torch._utils.set_tensor_metadata(module.weight, {"packed_format": True})
+    assert torch._utils.get_tensor_metadata(copy.deepcopy(module).weight) == {"packed_format": True}
+
+
+def test_backend_meta_survives_loading_under_fake_tensor_mode():
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+
+    buffer = io.BytesIO()
+    torch.save(tagged(), buffer)
+    buffer.seek(0)
+    with FakeTensorMode():
+        fake = torch.load(buffer)
+        assert isinstance(fake, FakeTensor) and fake.device == torch.device("foo:1")
+        assert torch._utils.get_tensor_metadata(fake) == {"packed_format": True, "checked": False}
+        created = torch.empty(3, device="foo")
+        torch._utils.set_tensor_metadata(created, {"packed_format": True})
+        assert torch._utils.get_tensor_metadata(created) == {"packed_format": True}

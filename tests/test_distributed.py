@@ -1,0 +1,153 @@
+"""torch.distributed on foo: the "foo" c10d backend (Gloo over host views of device memory), DDP, faults.
+
+Multi-process tests spawn 2 ranks (foo:0 and foo:1) through tests/dist_workers.py and compare every foo result with
+the same collective on CPU tensors through plain Gloo, or with single-process CPU training.
+"""
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+
+import torch_foo  # noqa: F401
+
+import dist_workers
+from helpers import REPO
+
+sys.path.insert(0, str(REPO / "examples"))
+import train_ddp  # noqa: E402
+
+DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int8, torch.uint8, torch.int32,
+          torch.int64, torch.bool, torch.complex64)
+
+
+def test_backend_registered_for_foo():
+    assert "foo" in dist.Backend.backend_list
+    assert dist.Backend.default_device_backend_map["foo"] == "foo"
+    assert dist.Backend.backend_capability["foo"] == ["foo"]
+    assert dist.is_backend_available("foo")
+
+
+@pytest.mark.parametrize("device", ["foo:0", "foo:1"])
+def test_host_alias_views_device_memory_of_offset_and_strided_views(device):
+    base = torch.arange(48, dtype=torch.float32).reshape(6, 8)
+    foo_base = base.to(device)
+    view = foo_base[1:, 2::3]  # offset and strides
+    alias = torch.ops.foo.host_alias(view)
+    assert alias.device.type == "cpu"
+    assert (alias.shape, alias.stride(), alias.storage_offset()) == (view.shape, view.stride(), view.storage_offset())
+    torch.testing.assert_close(alias, base[1:, 2::3])
+    alias.mul_(-1)  # writes through the alias are the device's memory
+    expected = base.clone()
+    expected[1:, 2::3] *= -1
+    torch.testing.assert_close(foo_base.cpu(), expected)
+
+
+def test_host_alias_keeps_device_memory_alive():
+    t = torch.full((1 << 18,), 3.0, device="foo")
+    allocated = torch.foo.memory_allocated()
+    alias = torch.ops.foo.host_alias(t)
+    del t
+    assert torch.foo.memory_allocated() == allocated  # the alias holds the block
+    torch.testing.assert_close(alias, torch.full((1 << 18,), 3.0))
+    del alias
+    assert torch.foo.memory_allocated() < allocated
+
+
+def test_host_alias_waits_for_the_current_stream():
+    source = torch.full((1000,), 5.0).pin_memory()
+    t = torch.zeros(1000, device="foo")
+    torch.ops.foo.sleep(200_000)
+    t.copy_(source, non_blocking=True)  # queued behind the sleep
+    torch.testing.assert_close(torch.ops.foo.host_alias(t), source)
+
+
+def test_host_alias_refuses_lazy_conjugates():
+    z = torch.randn(4, dtype=torch.complex64).to("foo").conj()
+    with pytest.raises(RuntimeError, match="resolve_conj"):
+        torch.ops.foo.host_alias(z)
+
+
+def test_host_alias_passes_cpu_tensors_through():
+    t = torch.ones(3)
+    assert torch.ops.foo.host_alias(t).data_ptr() == t.data_ptr()
+
+
+@pytest.mark.slow
+def test_every_collective_contiguous_and_strided_matches_cpu_gloo():
+    names = list(dist_workers.collective_table(0, 2))
+    outcomes = dist_workers.spawn(dist_workers.collectives_worker, names=names, dtypes=[torch.float32])
+    assert outcomes[0] == outcomes[1]
+    assert set(outcomes[0].values()) == {"ok"}, outcomes[0]
+
+
+@pytest.mark.slow
+def test_every_gloo_dtype_matches_cpu_gloo():
+    names = ["all_reduce_sum", "all_reduce_max", "broadcast", "all_gather_into_tensor", "send_recv"]
+    outcomes = dist_workers.spawn(dist_workers.collectives_worker, names=names, dtypes=list(DTYPES),
+                                  layouts=("contiguous",))
+    # Where CPU Gloo supports a dtype, foo gives the same bits; where it raises, foo raises the same error type.
+    assert outcomes[0][("all_reduce_sum", "torch.float32", "contiguous")] == "ok"
+    assert outcomes[0][("all_reduce_sum", "torch.int64", "contiguous")] == "ok"
+    assert outcomes[0][("broadcast", "torch.bool", "contiguous")] == "ok"
+
+
+@pytest.mark.slow
+def test_average_is_sum_divided_by_world_size():
+    dist_workers.spawn(dist_workers.average_worker)
+
+
+@pytest.mark.slow
+def test_collectives_follow_foo_streams_and_async_ops_overlap():
+    dist_workers.spawn(dist_workers.stream_order_worker)
+
+
+@pytest.mark.slow
+def test_init_process_group_default_backend_is_foo():
+    assert dist_workers.spawn(dist_workers.default_backend_worker) == {0: ("foo:foo", "foo"), 1: ("foo:foo", "foo")}
+
+
+@pytest.mark.slow
+def test_ddp_on_two_processes_equals_single_process_training():
+    epochs, batch_size = 2, 60
+    parameters = dist_workers.spawn(dist_workers.ddp_worker, epochs=epochs, batch_size=batch_size)
+    reference = train_ddp.reference_parameters(epochs, batch_size)
+    for rank in (0, 1):
+        for got, expected in zip(parameters[rank], reference):
+            # Gradients are averaged in another order than one backward over the full batch: float rounding only.
+            torch.testing.assert_close(torch.tensor(got), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_killed_peer_gives_an_error_not_a_hang():
+    reports = dist_workers.spawn(dist_workers.killed_peer_worker, reporting=[0], timeout=60)
+    assert reports[0].startswith("RuntimeError"), reports
+
+
+@pytest.mark.slow
+def test_mismatched_shapes_and_bad_ranks_raise_as_with_cpu_gloo():
+    errors = dist_workers.spawn(dist_workers.mismatch_worker, timeout=60)
+    for rank in (0, 1):
+        assert errors[rank][("shape", "foo")] == errors[rank][("shape", "cpu")], errors[rank]
+        assert "Detected mismatch between collectives" in errors[rank][("shape", "foo")]
+        # The same error type (the message names the device's store prefix).
+        assert errors[rank][("rank", "foo")].split(":")[0] == errors[rank][("rank", "cpu")].split(":")[0]
+
+
+@pytest.mark.slow
+def test_fsdp2_fully_shard_on_two_processes_equals_single_process_training():
+    epochs, batch_size = 1, 60
+    parameters = dist_workers.spawn(dist_workers.fsdp_worker, epochs=epochs, batch_size=batch_size)
+    reference = train_ddp.reference_parameters(epochs, batch_size)
+    for rank in (0, 1):
+        for got, expected in zip(parameters[rank], reference):
+            torch.testing.assert_close(torch.tensor(got), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_train_ddp_example_runs_under_spawn():
+    result = subprocess.run([sys.executable, "examples/train_ddp.py", "--spawn", "2", "--epochs", "1"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 processes on foo: parameters differ from single-process CPU training by at most" in result.stdout
