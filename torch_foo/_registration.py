@@ -2,6 +2,7 @@
 import torch
 
 from .distributed import register_c10d_backend
+from .ipc import register_ipc_reducers
 
 
 def register_backend() -> None:
@@ -15,6 +16,7 @@ def register_backend() -> None:
             for_tensor=True, for_module=True, for_packed_sequence=True, for_storage=True
         )
     register_c10d_backend()
+    register_ipc_reducers()
 
 
 def check_kernel_registration() -> None:
