@@ -1,16 +1,19 @@
-"""torch.distributed on foo: the "foo" c10d backend (Gloo over host views of device memory), DDP, faults.
+"""Many processes on foo: the "foo" c10d backend (Gloo over host views of device memory), DDP, FSDP2, faults, and
+foo tensors shared between processes through torch.multiprocessing.
 
 Multi-process tests spawn 2 ranks (foo:0 and foo:1) through tests/dist_workers.py and compare every foo result with
 the same collective on CPU tensors through plain Gloo, or with single-process CPU training.
 """
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 import torch.distributed as dist
+import torch.multiprocessing as mp
 
-import torch_foo  # noqa: F401
+from torch_foo import ipc
 
 import dist_workers
 from helpers import REPO
@@ -157,8 +160,6 @@ def test_train_ddp_example_runs_under_spawn():
 
 def _wait_until(condition, timeout: float = 20) -> bool:
     """Polls condition (what another process does takes a moment to arrive); the verdict is the condition's."""
-    import time
-
     deadline = time.monotonic() + timeout
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -167,15 +168,11 @@ def _wait_until(condition, timeout: float = 20) -> bool:
 
 @pytest.fixture
 def spawn_context():
-    import torch.multiprocessing as mp
-
     return mp.get_context("spawn")
 
 
 @pytest.mark.slow
 def test_ipc_queue_round_trip_of_offset_and_strided_views_shares_memory(spawn_context):
-    from torch_foo import ipc
-
     base_cpu = torch.arange(48, dtype=torch.float32).reshape(6, 8)
     base = base_cpu.to("foo:1")
     allocated = torch.foo.memory_allocated(1)
@@ -212,8 +209,6 @@ def test_ipc_spawn_argument_and_pipe(spawn_context):
 
 @pytest.mark.slow
 def test_ipc_memory_freed_only_when_every_process_let_go(spawn_context):
-    from torch_foo import ipc
-
     before = torch.foo.memory_allocated(1)
     tensor = torch.ones(1 << 20, device="foo:1")
     queue, replies = spawn_context.Queue(), spawn_context.Queue()

@@ -81,13 +81,9 @@ def _pass_fd(fd: int, close_after: bool):
     return handle
 
 
-def _take_fd(handle) -> int:
-    return handle.detach()
-
-
 def _rebuild_foo_tensor(memory, lease, device, offset, nbytes, dtype, size, stride, storage_offset, requires_grad,
                         parameter):
-    memory_fd, lease_fd = _take_fd(memory), _take_fd(lease)
+    memory_fd, lease_fd = memory.detach(), lease.detach()
     try:
         tensor = torch.ops.foo.ipc_open(memory_fd, lease_fd, device, offset, nbytes, dtype, size, stride,
                                         storage_offset)
