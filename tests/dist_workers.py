@@ -393,3 +393,54 @@ def fsdp_worker(rank: int, world_size: int, epochs: int, batch_size: int) -> lis
     fully_shard(model, mesh=mesh)
     train_ddp.train(model, device, epochs, batch_size, rank, world_size)
     return [p.full_tensor().cpu().tolist() for p in model.parameters()]
+
+
+# ---- sharing foo tensors between processes (torch_foo/ipc.py) ----------------------------------------------------------
+
+def ipc_views(base: torch.Tensor) -> dict:
+    """Views of a [6, 8] tensor that exercise offsets and strides."""
+    return {"whole": base, "offset": base[2:], "strided": base[:, 1::3], "transposed": base.t()[3:]}
+
+
+def ipc_receiver(queue, replies) -> None:
+    """Takes views through a queue, checks them against the CPU values sent along, negates them in place on the
+    device (seen by the sender without a copy back), then lets go and reports."""
+    import torch_foo  # noqa: F401
+
+    views, expected = queue.get()
+    for name, view in views.items():
+        assert view.device == torch.device("foo:1"), view.device
+        torch.testing.assert_close(view.cpu(), expected[name], msg=name)
+    views["strided"].neg_()
+    torch.foo.synchronize()
+    del views, view
+    replies.put("done")
+
+
+def ipc_spawn_argument(tensor, replies) -> None:
+    import torch_foo  # noqa: F401
+
+    tensor.add_(100)
+    torch.foo.synchronize()
+    replies.put(tensor.cpu().tolist())
+
+
+def ipc_receiver_that_dies(queue, replies) -> None:
+    import signal
+
+    import torch_foo  # noqa: F401
+
+    tensor = queue.get()
+    replies.put(tensor.sum().item())
+    replies.close()
+    replies.join_thread()  # flushed before the kill
+    os.kill(os.getpid(), signal.SIGKILL)  # never lets go: the kernel closes its lease
+
+
+def ipc_sender_that_exits(queue, acks) -> None:
+    """Sends a tensor, waits until the receiver has it, and exits (its memory must outlive it where it was sent)."""
+    import torch_foo  # noqa: F401
+
+    tensor = torch.arange(1000, dtype=torch.float32, device="foo:0") * 2
+    queue.put(tensor)
+    acks.get(timeout=60)

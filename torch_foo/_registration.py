@@ -21,6 +21,7 @@ import torch
 
 from . import _build, _compile_hooks
 from .distributed import register_c10d_backend
+from .ipc import register_ipc_reducers
 
 
 class RestartRequired(ImportError):
@@ -58,6 +59,7 @@ def register_backend() -> None:
     register_c10d_backend()
     atexit.unregister(_drain_autograd_device_threads)
     atexit.register(_drain_autograd_device_threads)
+    register_ipc_reducers()
 
 
 def _drain_autograd_device_threads() -> None:
