@@ -294,4 +294,5 @@ def test_exit_after_backward_50_runs():
 def test_exit_after_backward_1000_runs(request):
     if "stress" not in request.config.getoption("markexpr"):
         pytest.skip("long exit loop: select it with `pytest -m stress`")
-    assert_exits_cleanly_after_backward(1000)
+    # EXIT_LOOP_RUNS shortens it where time is short (CI's stress block); 1000 by default.
+    assert_exits_cleanly_after_backward(int(os.environ.get("EXIT_LOOP_RUNS", "1000")))
