@@ -63,8 +63,9 @@ def test_train_mlp_fails_below_min_accuracy():
 
 
 def test_notebook_is_stored_without_outputs_and_runs(monkeypatch):
-    import nbclient
-    import nbformat
+    # requirements.txt installs them; a machine without Jupyter (the device tool's) skips the notebook.
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
 
     notebook = nbformat.read(EXAMPLES / "notebook.ipynb", as_version=4)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]

@@ -96,8 +96,9 @@ NOTEBOOK_CELLS = [
 
 @pytest.mark.slow
 def test_notebook_edits_a_kernel_reloads_and_keeps_its_state(tmp_path, monkeypatch):
-    import nbclient
-    import nbformat
+    # requirements.txt installs them; a machine without Jupyter (the device tool's) skips the notebook.
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
 
     sources = copy_of_sources(tmp_path)
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(textwrap.dedent(c)) for c in NOTEBOOK_CELLS])
