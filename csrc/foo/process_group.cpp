@@ -338,8 +338,12 @@ class FooBackend final : public c10d::Backend {
 
 // Adds the foo backend, over the Gloo backend `holder` has for the CPU, to `holder` for PrivateUse1.
 void attachBackend(const c10::intrusive_ptr<c10d::ProcessGroup>& holder) {
-  TORCH_CHECK(holder->hasBackendForDeviceType(c10::kCPU), "attach_backend: the process group has no CPU backend");
-  c10::intrusive_ptr<c10d::Backend> gloo = holder->getBackend(c10::kCPU);
+  c10::intrusive_ptr<c10d::Backend> gloo;
+  try {
+    gloo = holder->getBackend(c10::kCPU);
+  } catch (const c10::Error&) {
+    TORCH_CHECK(false, "attach_backend: the process group has no CPU backend");
+  }
   TORCH_CHECK(gloo->getBackendName() == "gloo", "attach_backend: the CPU backend must be Gloo, got ",
               gloo->getBackendName());
   holder->setBackend(kFoo, c10d::ProcessGroup::BackendType::CUSTOM, c10::make_intrusive<FooBackend>(std::move(gloo)));

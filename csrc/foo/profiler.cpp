@@ -13,10 +13,19 @@
 #include "foo/profiler.h"
 
 #include <c10/util/ApproximateClock.h>
+#include <torch/csrc/profiler/stubs/base.h>
+#include <torch/library.h>
+
+// Older torch releases (2.11) have no registry for a PrivateUse1 Kineto profiler: there foo kernels are not device
+// events (the event-based use_device="foo" profiler still works).
+#if __has_include(<torch/csrc/profiler/standalone/privateuse1_profiler.h>)
+#define FOO_DEVICE_PROFILER 1
 #include <libkineto.h>
 #include <output_base.h>
 #include <torch/csrc/profiler/standalone/privateuse1_profiler.h>
-#include <torch/csrc/profiler/stubs/base.h>
+#else
+#define FOO_DEVICE_PROFILER 0
+#endif
 
 #include <chrono>
 #include <map>
@@ -52,6 +61,7 @@ std::vector<KernelRecord> g_records;
 // Correlation ids of the profiled operators the thread is inside, innermost last (Kineto pushes and pops them).
 thread_local std::vector<uint64_t> t_correlation_ids;
 
+#if FOO_DEVICE_PROFILER
 class FooProfilerSession final : public libkineto::IActivityProfilerSession {
  public:
   void start() override {
@@ -146,6 +156,7 @@ class FooActivityProfiler final : public libkineto::IActivityProfiler {
 };
 
 REGISTER_PRIVATEUSE1_PROFILER(FooActivityProfiler);
+#endif
 
 // The event-based fallback: foo events recorded on the current stream around each operator.
 struct FooProfilerStubs final : public torch::profiler::impl::ProfilerStubs {
@@ -197,6 +208,10 @@ const bool g_stubs_registered = [] {
 }();
 
 }  // namespace
+
+TORCH_LIBRARY_FRAGMENT(foo, m) {
+  m.def("records_device_events() -> bool", [] { return static_cast<bool>(FOO_DEVICE_PROFILER); });
+}
 
 void beginKernelTrace(KernelTrace& trace) {
   trace.start_ns = traceClockNs();
