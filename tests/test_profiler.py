@@ -9,7 +9,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from helpers import assert_same
 
-device_events = pytest.mark.skipif(
+needs_device_events = pytest.mark.skipif(
     not torch.ops.foo.records_device_events(),
     reason="this torch has no PrivateUse1 Kineto profiler registry (torch/csrc/profiler/standalone/"
     "privateuse1_profiler.h, torch >= 2.13): foo kernels are not device events",
@@ -27,12 +27,12 @@ def assert_no_errors(stderr):
     assert [line for line in stderr.splitlines() if not line.startswith("USDT:")] == []
 
 
-@device_events
+@needs_device_events
 def test_foo_is_a_supported_activity():
     assert ProfilerActivity.PrivateUse1 in torch.profiler.supported_activities()
 
 
-@device_events
+@needs_device_events
 def test_every_kernel_is_a_device_event_linked_to_its_operator():
     a, b = torch.randn(64, 64), torch.randn(64, 64)
     x, y = a.foo(), b.foo()
@@ -54,7 +54,7 @@ def test_every_kernel_is_a_device_event_linked_to_its_operator():
     assert mm_op.time_range.start <= mm_kernel.time_range.start <= mm_kernel.time_range.end <= mm_op.time_range.end
 
 
-@device_events
+@needs_device_events
 def test_device_events_carry_their_device_and_stream():
     a = torch.randn(1000)
     side = torch.foo.Stream("foo:1")
@@ -84,7 +84,7 @@ def test_memory_events_record_foo_allocations_and_frees():
     assert freed == [-(1 << 18)]
 
 
-@device_events
+@needs_device_events
 def test_chrome_trace_has_a_lane_per_foo_stream(tmp_path):
     side = torch.foo.Stream()
     a = torch.randn(256)
@@ -106,7 +106,7 @@ def test_chrome_trace_has_a_lane_per_foo_stream(tmp_path):
     assert f"foo:0 stream {side.stream_id}" in lane_names
 
 
-@device_events
+@needs_device_events
 def test_record_function_ranges_nest_around_device_work():
     a = torch.randn(32, 32)
     with profile(activities=ACTIVITIES) as prof:
@@ -135,7 +135,7 @@ def test_use_device_foo(use_kineto, capfd):
     assert_no_errors(capfd.readouterr().err)
 
 
-@device_events
+@needs_device_events
 @pytest.mark.slow
 def test_compiled_kernels_are_device_events_named_after_the_kernel():
     torch._dynamo.reset()
