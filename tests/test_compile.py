@@ -161,7 +161,7 @@ def test_kernel_scope_operators_check_their_use():
         torch.ops.foo._exit_kernel_scope()
     with pytest.raises(RuntimeError, match="launched on foo:0 with tensors on foo:1"):
         torch.ops.foo._enter_kernel_scope(0, [torch.ones(2, device="foo:1")], "k")
-    with pytest.raises(RuntimeError, match="out of range"):
+    with pytest.raises(RuntimeError, match="foo device index 7 is out of range"):
         torch.ops.foo._enter_kernel_scope(7, [], "k")
     x = torch.arange(4.0, device="foo")
     (view,) = torch.ops.foo._enter_kernel_scope(0, [x], "k")
@@ -190,6 +190,7 @@ def test_device_interface():
     finally:
         interface.set_device(previous)
     stream = torch.foo.Stream()
+    assert isinstance(stream, interface.Stream) and isinstance(torch.foo.Event(), interface.Event)
     with interface.stream(stream):
         assert interface.current_stream() == stream
         assert interface.get_raw_stream(torch.foo.current_device()) == stream.stream_id

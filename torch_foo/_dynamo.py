@@ -15,9 +15,9 @@ from . import device_module as foo
 
 class FooInterface(DeviceInterface):
     device = foo.device  # type: ignore[assignment]
-    # torch.foo.Stream/Event are factories of these (dynamo recognises stream and event objects by these classes).
-    Event = torch.Event  # type: ignore[assignment]
-    Stream = torch.Stream  # type: ignore[assignment]
+    # Subclasses of torch.Event and torch.Stream, as CUDA's: dynamo recognises stream and event objects by them.
+    Event = foo.Event  # type: ignore[assignment]
+    Stream = foo.Stream  # type: ignore[assignment]
 
     class Worker:
         """Device queries that work in Inductor's compile workers (answers recorded in the parent process)."""
@@ -56,7 +56,7 @@ class FooInterface(DeviceInterface):
 
     @staticmethod
     def _set_stream_by_id(stream_id: int, device_index: int, device_type: int) -> None:
-        foo.set_stream(torch.Stream(stream_id=stream_id, device_index=device_index, device_type=device_type))
+        foo.set_stream(foo.Stream(stream_id=stream_id, device_index=device_index, device_type=device_type))
 
     @staticmethod
     def get_raw_stream(device_idx: int) -> int:
