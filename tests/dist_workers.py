@@ -5,6 +5,7 @@ Kept out of the test module so that the spawned children import only this (no py
 import datetime
 import os
 import socket
+import time
 import traceback
 
 import torch
@@ -328,6 +329,10 @@ def default_backend_worker(rank: int, world_size: int) -> str:
         dist.all_reduce(u, async_op=True).wait()
         dist.all_reduce(u[::2], async_op=True).get_future().wait()
         del u
+    # Gloo's worker thread drops its reference to a work (and so to the aliases) just after completing it.
+    deadline = time.monotonic() + 20
+    while torch.foo.memory_allocated() != baseline and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert torch.foo.memory_allocated() == baseline, (torch.foo.memory_allocated(), baseline)
     return dist.get_backend_config(), dist.distributed_c10d._get_default_group()._get_backend(t.device).name()
 
