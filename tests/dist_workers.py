@@ -5,6 +5,7 @@ Kept out of the test module so that the spawned children import only this (no py
 import datetime
 import os
 import socket
+import time
 import traceback
 
 import torch
@@ -316,11 +317,23 @@ def stream_order_worker(rank: int, world_size: int) -> None:
 
 
 def default_backend_worker(rank: int, world_size: int) -> str:
-    """init_process_group() without a backend picks foo's backend on a foo machine."""
+    """init_process_group() without a backend picks foo's backend on a foo machine; collectives leak nothing."""
     init(rank, world_size, backend=None)
     t = torch.full((4,), float(rank + 1), device="foo")
     dist.all_reduce(t)
     torch.testing.assert_close(t.cpu(), torch.full((4,), float(sum(range(1, world_size + 1)))))
+    # Works, futures and aliases let go of the device memory once done (nothing keeps a collective's tensors).
+    baseline = torch.foo.memory_allocated()
+    for _ in range(10):
+        u = torch.ones(1 << 16, device="foo")
+        dist.all_reduce(u, async_op=True).wait()
+        dist.all_reduce(u[::2], async_op=True).get_future().wait()
+        del u
+    # Gloo's worker thread drops its reference to a work (and so to the aliases) just after completing it.
+    deadline = time.monotonic() + 20
+    while torch.foo.memory_allocated() != baseline and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert torch.foo.memory_allocated() == baseline, (torch.foo.memory_allocated(), baseline)
     return dist.get_backend_config(), dist.distributed_c10d._get_default_group()._get_backend(t.device).name()
 
 

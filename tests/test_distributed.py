@@ -107,7 +107,7 @@ def test_collectives_follow_foo_streams_and_async_ops_overlap():
 
 
 @pytest.mark.slow
-def test_init_process_group_default_backend_is_foo():
+def test_init_process_group_default_backend_is_foo_and_collectives_leak_nothing():
     assert dist_workers.spawn(dist_workers.default_backend_worker) == {0: ("foo:foo", "foo"), 1: ("foo:foo", "foo")}
 
 
