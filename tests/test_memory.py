@@ -191,6 +191,7 @@ def test_memory_summary_reports_the_pools():
     assert "from small pool" not in abbreviated
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA present, pin_memory=True pins for CUDA")
 def test_pinned_block_resized_under_a_queued_copy_stays_mapped_for_the_copy():
     """Resizing a pinned tensor reallocates it; non_blocking copies still queued on its old block (to or from the
     device) must find it mapped until they have run (as CUDA's host allocator keeps it until the copy's event), instead
