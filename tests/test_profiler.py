@@ -122,7 +122,8 @@ def test_record_function_ranges_nest_around_device_work():
     assert inner.device_time_total > 0  # the kernel's device time counts towards the ranges around it
 
 
-@pytest.mark.parametrize("use_kineto", [False, pytest.param(True, marks=needs_device_events)], ids=["foo-events", "kineto"])
+@pytest.mark.parametrize("use_kineto", [False, pytest.param(True, marks=needs_device_events)],
+                         ids=["foo-events", "kineto"])
 def test_use_device_foo(use_kineto, capfd):
     """use_kineto=False times each operator with foo events on its stream (the profiler stubs), True traces kernels."""
     a = torch.randn(128, 128)
