@@ -1,6 +1,8 @@
 """The caching allocator: reuse, statistics, empty_cache, out-of-memory under a cap."""
 import re
 
+import pytest
+
 import torch
 
 import torch_foo  # noqa: F401
