@@ -32,15 +32,17 @@ def test_wheel_ships_sources_and_installed_package_builds_on_first_import(tmp_pa
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", str(venv)])
     python = str(venv / "bin" / "python")
-    run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)])
+    # A clean environment: a PYTHONPATH naming the checkout (whose torch_foo.egg-info `pip wheel` just wrote) would
+    # make pip take torch_foo as installed already.
+    env = {"PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+           "TORCH_FOO_BUILD_DIR": str(tmp_path / "cache"), "MAX_JOBS": "2"}
+    run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], env=env)
     # Then torch and the other dependencies from this interpreter's site-packages, also when it is itself a virtual
     # environment (--system-site-packages would give the base interpreter's, without torch). After the install, so
     # pip does not take an installed torch_foo there for this one; path lines only, so the .pth files there (an
     # editable torch_foo) are not processed.
-    venv_site = run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).stdout.strip()
+    venv_site = run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], env=env).stdout.strip()
     Path(venv_site, "outer_site_packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    env = {"PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
-           "TORCH_FOO_BUILD_DIR": str(tmp_path / "cache"), "MAX_JOBS": "2"}
     code = ("import torch, torch_foo; print(torch_foo.library_path); "
             "print(torch.ones(3, device='foo:1').add(1).cpu().tolist())")
     first = run([python, "-c", code], cwd=tmp_path, env=env)
