@@ -3,7 +3,8 @@
     python benchmarks/bench_ops.py [--quick] [--repeat N] [--json PATH]
     python benchmarks/bench_ops.py --stages        # where a small foo op's time goes
 
-Measurements: small ops (add, mul, relu, sum on 16 elements, mm on 4x4), where per-call overhead dominates; the same
+Measurements: small ops (add, mul, relu, sum, index_select, where, a 3-op chain, an in-place op, an out= op on 16
+elements, mm and a view on 4x4, cumsum through the CPU fallback), where per-call overhead dominates; the same
 ops on large inputs (16M elements, mm 2048x2048; outputs preallocated, see large_cases), where the kernels dominate; a
 large op without a foo kernel (cumsum on 16M floats, which runs through the CPU fallback: the report confirms it from
 torch_foo.fallback_stats()); and one training step of an MLP.
@@ -29,8 +30,8 @@ import torch.nn.functional as F
 
 import torch_foo
 
-# The spec's goals for foo time / CPU time.
-GOALS = {"small": 1.3, "large elementwise": 1.05, "large fallback": 2.0}
+# The goals for foo time / CPU time (issue 15: small ops 1.10x on the CI machine type, 1.20x on the Xeon).
+GOALS = {"small": 1.1, "small fallback": 1.5, "large elementwise": 1.05, "large fallback": 2.0}
 
 
 @dataclass
@@ -85,6 +86,8 @@ def random_inputs(seed: int, *shapes: tuple[int, ...]) -> list[torch.Tensor]:
 
 def small_cases(elements: int, mm_size: int) -> list[Case]:
     a, b, m1, m2 = random_inputs(0, (elements,), (elements,), (mm_size, mm_size), (mm_size, mm_size))
+    c, out = torch.zeros(elements), torch.zeros(elements)  # in-place and out= targets
+    indices = torch.arange(elements - 1, -1, -1)
     goal = GOALS["small"]
     return [
         Case(f"small add ({elements})", "small", goal, lambda d: op_on(d, torch.add, a, b)),
@@ -92,6 +95,19 @@ def small_cases(elements: int, mm_size: int) -> list[Case]:
         Case(f"small relu ({elements})", "small", goal, lambda d: op_on(d, torch.relu, a)),
         Case(f"small sum ({elements})", "small", goal, lambda d: op_on(d, torch.sum, a)),
         Case(f"small mm ({mm_size}x{mm_size})", "small", goal, lambda d: op_on(d, torch.mm, m1, m2)),
+        Case(f"small index_select ({elements})", "small", goal,
+             lambda d: op_on(d, lambda x, i: torch.index_select(x, 0, i), a, indices)),
+        Case(f"small where ({elements})", "small", goal,
+             lambda d: op_on(d, lambda x, y: torch.where(x > 0, x, y), a, b)),
+        Case(f"small chain (x * y + x).relu() ({elements})", "small", goal,
+             lambda d: op_on(d, lambda x, y: (x * y + x).relu(), a, b)),
+        Case(f"small in-place add_ ({elements})", "small", goal, lambda d: op_on(d, lambda x, y: x.add_(y), c, b)),
+        Case(f"small add, out= ({elements})", "small", goal,
+             lambda d: op_on(d, lambda x, y, o: torch.add(x, y, out=o), a, b, out)),
+        Case(f"small view + transpose ({mm_size}x{mm_size})", "small", goal,
+             lambda d: op_on(d, lambda x: x.view(-1).view(mm_size, mm_size).t(), m1)),
+        Case(f"small cumsum ({elements}) — CPU fallback", "small fallback", GOALS["small fallback"],
+             lambda d: op_on(d, lambda x: torch.cumsum(x, 0), a)),
     ]
 
 
@@ -193,7 +209,7 @@ def describe(result: Result) -> str:
     goal = "" if result.goal is None else f"goal <= {result.goal:.2f}x  {'ok' if result.meets_goal else 'MISSED'}"
     line = (f"{result.name:<44} {format_seconds(result.foo_seconds)} {format_seconds(result.cpu_seconds)} "
             f"{result.ratio:7.2f}x  {goal}")
-    if result.group == "large fallback":
+    if result.group in ("large fallback", "small fallback"):
         line += f"  [{'falls back: ' + ', '.join(result.fallback_ops) if result.fallback_ops else 'NOT a fallback'}]"
     elif result.fallback_ops:
         line += f"  [fallback: {', '.join(result.fallback_ops)}]"
