@@ -121,3 +121,13 @@ def test_sparse_is_refused():
                  lambda: torch.eye(3).to_sparse().to("foo")):
         with pytest.raises(NotImplementedError, match="foo supports strided tensors only"):
             make()
+
+
+def test_non_blocking_copy_of_a_conjugate_view_to_pinned_memory():
+    # The conjugation is applied on the host after the bytes arrive, so the copy cannot stay queued.
+    source = Z.foo().conj()
+    host = torch.empty(3, 4, dtype=torch.complex64).pin_memory()
+    torch.foo._sleep(100_000)  # keeps the stream busy: a non_blocking copy would stay queued behind it
+    host.copy_(source, non_blocking=True)
+    torch.foo.synchronize()
+    torch.testing.assert_close(host, Z.conj().resolve_conj())

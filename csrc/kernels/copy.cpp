@@ -114,11 +114,13 @@ at::Tensor copyFrom(const at::Tensor& self, const at::Tensor& dst, bool non_bloc
 // the source's. (Conjugation and negation are their own inverses and commute, so the order does not matter.)
 void copyHonouringMathBits(const at::Tensor& src, const at::Tensor& dst, bool non_blocking) {
   const at::Tensor raw_dst = rawView(dst);
-  copyFrom(rawView(src), raw_dst, non_blocking);
   at::Tensor fixed = raw_dst;
   if (src.is_conj() != dst.is_conj()) fixed = fixed.conj();
   if (src.is_neg() != dst.is_neg()) fixed = at::_neg_view(fixed);
-  if (!fixed.is_same(raw_dst)) raw_dst.copy_(fixed);  // a kernel on dst's device that resolves the bits in place
+  const bool fix_up = !fixed.is_same(raw_dst);
+  // The fix-up reads what the copy wrote: on the host it would not wait for a copy still queued on a stream.
+  copyFrom(rawView(src), raw_dst, non_blocking && !fix_up);
+  if (fix_up) raw_dst.copy_(fixed);  // a kernel on dst's device that resolves the bits in place
 }
 
 at::Tensor copyFrom(const at::Tensor& self, const at::Tensor& dst, bool non_blocking) {
