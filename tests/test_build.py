@@ -490,7 +490,7 @@ def test_concurrent_cold_imports_build_once_and_all_load(tmp_path):
         assert process.returncode == 0, stderr
         assert stdout.strip() == "61"
     assert sum(COMPILING in stderr for _, stderr in outputs) == 1
-    assert sum("build_fixture (first import only, about a minute)" in stderr for _, stderr in outputs) == 1
+    assert sum("build_fixture (first import only, a few minutes on 2 cores)" in stderr for _, stderr in outputs) == 1
 
 
 # ------------------------------------------------------------------------------------------------------- refusals

@@ -197,7 +197,7 @@ def build(spec: BuildSpec, force: bool = False) -> Path:
         rebuilding = any(plan.lib_dir.glob("*.json"))
         _say(
             f"torch_foo: {'recompiling what changed in' if rebuilding else 'compiling'} {spec.name} "
-            f"{'' if rebuilding else '(first import only, about a minute) '}in {plan.workdir} ..."
+            f"{'' if rebuilding else '(first import only, a few minutes on 2 cores) '}in {plan.workdir} ..."
         )
         plan = _snapshot_sources(plan)  # sources edited from now on do not change what this build compiles
         library = _compile(ninja, plan, linked)
