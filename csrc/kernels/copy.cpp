@@ -5,8 +5,8 @@
 // kernel on whichever side can do it, then moved by a dense memcpy.
 #include <ATen/ExpandUtils.h>
 #include <ATen/ops/_copy_from_and_resize_native.h>
-#include <ATen/ops/_neg_view.h>
 #include <ATen/ops/_local_scalar_dense_native.h>
+#include <ATen/ops/_neg_view.h>
 #include <ATen/ops/empty.h>
 
 #include "foo/kernel_scope.h"
