@@ -21,27 +21,10 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 import torch_foo  # noqa: F401
-from bench_ops import format_seconds, seconds_per_call, synchronizer
+from bench_ops import format_seconds, mlp_training_step, seconds_per_call, synchronizer
 
 COMPILED_GOAL = 1.10  # compiled foo / compiled CPU
 PROFILED_GOAL = 1.5  # profiled / unprofiled step
-
-
-def mlp_step(device: str, batch: int, width: int, compiled: bool) -> Callable[[], None]:
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.ReLU(), torch.nn.Linear(width, width),
-                                torch.nn.ReLU(), torch.nn.Linear(width, 10)).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    forward = torch.compile(model) if compiled else model
-    features = torch.randn(batch, width).to(device)
-    labels = (torch.arange(batch) % 10).to(device)
-
-    def step():
-        optimizer.zero_grad()
-        F.cross_entropy(forward(features), labels).backward()
-        optimizer.step()
-
-    return step
 
 
 def transformer_step(device: str, batch: int, width: int, compiled: bool) -> Callable[[], None]:
@@ -121,7 +104,7 @@ def main() -> None:
     block_sizes = (4, 64) if args.quick else (8, 256)
     models = {
         f"MLP training step (batch {mlp_sizes[0]}, width {mlp_sizes[1]})":
-            lambda device, compiled: mlp_step(device, *mlp_sizes, compiled),
+            lambda device, compiled: mlp_training_step(*mlp_sizes, compiled)(device),
         f"transformer block fwd+bwd (batch {block_sizes[0]}, 64 tokens, width {block_sizes[1]})":
             lambda device, compiled: transformer_step(device, *block_sizes, compiled),
     }

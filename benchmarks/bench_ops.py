@@ -132,7 +132,9 @@ def large_cases(elements: int, mm_size: int) -> list[Case]:
     ]
 
 
-def mlp_training_step(batch: int, width: int) -> Callable[[str], Callable[[], object]]:
+def mlp_training_step(batch: int, width: int, compiled: bool = False) -> Callable[[str], Callable[[], object]]:
+    """One SGD step of a 3-layer MLP on a device; compiled=True runs the model through torch.compile
+    (benchmarks/bench_compile.py)."""
     def make_step(device: str) -> Callable[[], object]:
         torch.manual_seed(0)
         model = torch.nn.Sequential(
@@ -141,12 +143,13 @@ def mlp_training_step(batch: int, width: int) -> Callable[[str], Callable[[], ob
             torch.nn.Linear(width, 10),
         ).to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        forward = torch.compile(model) if compiled else model
         features = torch.randn(batch, width).to(device)
         labels = (torch.arange(batch) % 10).to(device)
 
         def step():
             optimizer.zero_grad()
-            F.cross_entropy(model(features), labels).backward()
+            F.cross_entropy(forward(features), labels).backward()
             optimizer.step()
 
         return step
