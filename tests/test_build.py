@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import random
 import re
 import select
 import shutil
@@ -491,6 +492,54 @@ def test_concurrent_cold_imports_build_once_and_all_load(tmp_path):
         assert stdout.strip() == "61"
     assert sum(COMPILING in stderr for _, stderr in outputs) == 1
     assert sum("build_fixture (first import only, a few minutes on 2 cores)" in stderr for _, stderr in outputs) == 1
+
+
+LOAD_PUBLISHED = PRELUDE + """
+library = _build.find_built(spec)
+if library is None:
+    print("none")
+else:
+    torch.ops.load_library(str(library))
+    print(torch.ops.build_fixture.answer())
+"""
+
+
+@pytest.mark.stress
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_builds_killed_or_edited_at_random_points_publish_only_what_they_compiled(request, tmp_path):
+    """Fault injection: builds are SIGKILLed, have their sources edited, or both, at random points (the seed is
+    printed). After each round, whatever library is published for a value answers that value, and a fresh import
+    builds and answers the current one. BUILD_FAULT_ROUNDS sets the number of rounds (30 by default)."""
+    if "stress" not in request.config.getoption("markexpr"):
+        pytest.skip("fault-injection soak: select it with `pytest -m stress`")
+    seed = int(os.environ.get("BUILD_FAULT_SEED", time.time_ns() % 100_000))
+    print(f"BUILD_FAULT_SEED={seed}")
+    rng = random.Random(seed)
+    sources, root = fresh_sources(tmp_path), tmp_path / "root"
+    for round_number in range(int(os.environ.get("BUILD_FAULT_ROUNDS", "30"))):
+        started, edited = 1000 + round_number, 2000 + round_number
+        set_value(sources, started)
+        victim = subprocess.Popen([sys.executable, "-c", LOAD_AND_ANSWER, str(sources)], env=clean_env(root),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        fault = rng.choice(["kill", "edit", "edit-then-kill"])
+        time.sleep(rng.uniform(0.0, 4.0))
+        if fault.startswith("edit"):
+            set_value(sources, edited)
+            time.sleep(rng.uniform(0.0, 1.0))
+        if fault.endswith("kill"):
+            victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=BUILD_TIMEOUT)
+        deadline = time.monotonic() + 30
+        while processes_working_in(root):  # ninja and the compilers die with the importer
+            assert time.monotonic() < deadline, f"left running: {processes_working_in(root)}"
+            time.sleep(0.2)
+        context = f"seed {seed}, round {round_number}, {fault}"
+        for value in (started, edited):
+            set_value(sources, value)
+            published = run_python(LOAD_PUBLISHED, sources, root)
+            assert published.returncode == 0, f"{context}: {published.stderr}"
+            assert published.stdout.strip() in ("none", str(value)), f"{context}: sources say {value}"
+        assert load_answer(sources, root).stdout.strip() == str(edited), context
 
 
 # ------------------------------------------------------------------------------------------------------- refusals
