@@ -309,12 +309,14 @@ class FooBackend final : public c10d::Backend {
   }
 
   c10::intrusive_ptr<c10d::Work> send(std::vector<at::Tensor>& tensors, int dst_rank, int tag) override {
+    checkPeer("destination", dst_rank);
     Collective c(rank_);
     auto staged = c.inputs(tensors);
     return c.finish(gloo_->send(staged, dst_rank, tag));
   }
 
   c10::intrusive_ptr<c10d::Work> recv(std::vector<at::Tensor>& tensors, int src_rank, int tag) override {
+    checkPeer("source", src_rank);
     Collective c(rank_);
     auto staged = c.outputs(tensors);
     return c.finish(gloo_->recv(staged, src_rank, tag));
@@ -333,6 +335,13 @@ class FooBackend final : public c10d::Backend {
   }
 
  private:
+  // Gloo connects to a peer lazily and, for a rank that does not exist, waits out the whole timeout on the store
+  // before it fails (on CPU tensors too); say so at once.
+  void checkPeer(const char* role, int peer) const {
+    TORCH_CHECK_VALUE(peer >= 0 && peer < size_, "foo: ", role, " rank ", peer,
+                      " is not in the process group (ranks 0 to ", size_ - 1, ")");
+  }
+
   c10::intrusive_ptr<c10d::Backend> gloo_;
 };
 
