@@ -387,6 +387,40 @@ def test_published_library_is_what_was_compiled_when_sources_change_during_the_b
     assert load_answer(workspace.sources, workspace.root).stdout.strip() == "99"
 
 
+@pytest.mark.slow
+def test_torch_headers_are_precompiled_once_and_shared_with_the_linked_library(tmp_path):
+    """Units that include torch headers start from a precompiled header built with their own flags (GCC would say
+    `not used because ...` under -Winvalid-pch otherwise); units that include none, and a library linked against one
+    with the same header, do without building their own."""
+    sources, root = fresh_sources(tmp_path), tmp_path / "root"
+    set_value(sources, 81)
+    (sources / "precompiled.h").write_text("#pragma once\n#include <torch/library.h>\n")
+    (sources / "kernels" / "registered.cpp").write_text("#include <torch/library.h>\n\nint registered() { return 3; }\n")
+    state = fixture_spec(sources, root, excluded_dirs=("kernels",), precompiled_header="precompiled.h")
+    kernels = _build.BuildSpec(name="build_fixture_kernels", source_dir=sources, build_root=root, links=state,
+                               compiled_dirs=("kernels",), precompiled_header="precompiled.h")
+    _build.build(kernels)
+    state_dir, kernels_dir = _build.library_path(state).parents[1], _build.library_path(kernels).parents[1]
+    gch = state_dir / "pch" / "precompiled.h.gch"
+    assert gch.is_file()
+    assert not (kernels_dir / "pch").exists()
+
+    def edges(workdir: Path) -> dict[str, str]:
+        """object -> the build statement with its bindings"""
+        text = (workdir / "build.ninja").read_text()
+        return {m.group(1): m.group(0) for m in re.finditer(r"^build (\S+\.o): compile .*(?:\n  .*)*", text, re.M)}
+
+    state_edges, kernels_edges = edges(state_dir), edges(kernels_dir)
+    assert f"-include {state_dir}/pch/precompiled.h" in state_edges["ops.o"]
+    assert "-include" not in state_edges["value.o"]
+    assert f"-include {state_dir}/pch/precompiled.h" in kernels_edges["registered.o"]
+    assert "-include" not in kernels_edges["twice.o"]
+    assert "precompile_header" not in (kernels_dir / "build.ninja").read_text()
+    for workdir in (state_dir, kernels_dir):
+        assert "not used because" not in (workdir / "build.log").read_text()
+    assert load_answer(sources, root).stdout.strip() == "81"
+
+
 def test_a_reloadable_library_with_a_static_registration_is_refused(tmp_path):
     """A static TORCH_LIBRARY block registers while the library loads and can never be withdrawn: a reload would
     register it twice (an abort for a namespace definition)."""

@@ -57,6 +57,7 @@ SANITIZERS = ("address", "undefined", "thread")
 STATE_LIBRARY = "torch_foo_C"
 KERNELS_LIBRARY = "torch_foo_kernels"
 KERNELS_DIR = "kernels"
+PRECOMPILED_HEADER = "foo/precompiled.h"
 MARKER = ".torch_foo"  # in every directory torch_foo creates in the build root; `clean --all` deletes only those
 _DIGEST_CHUNK = 1 << 20
 # Static registrations cannot be withdrawn, so a reloadable library must not have any.
@@ -69,7 +70,7 @@ class BuildError(ImportError):
 
 @dataclass(frozen=True)
 class BuildSpec:
-    name: str  # library name, also -DTORCH_EXTENSION_NAME
+    name: str  # library name
     source_dir: Path  # hashed; excluded: tests/, hidden and CMake build directories
     extra_cflags: tuple[str, ...] = ()
     extra_ldflags: tuple[str, ...] = ()
@@ -79,6 +80,10 @@ class BuildSpec:
     links: BuildSpec | None = None  # a library this one is linked against (built first)
     reloadable: bool = False  # refuse static TORCH_LIBRARY blocks in the compiled sources
     exception_probe: str | None = None  # op "ns::name(int[])" that must raise a formatted C++ error as RuntimeError
+    # A header under source_dir that GCC compiles once per library and that each unit including (itself or through
+    # the sources' headers) any header it lists includes first: parsing torch's headers is most of a unit's compile
+    # time. Units that include none of them (the torch-free runtime) compile faster without it.
+    precompiled_header: str | None = None
 
 
 class BackendSpecs(NamedTuple):
@@ -135,7 +140,8 @@ def backend_specs() -> BackendSpecs:
     """The real backend: csrc/ from $TORCH_FOO_SOURCE_DIR, the installed package or the repository; -O2 and sanitizers
     from $TORCH_FOO_SANITIZE (e.g. "address,undefined")."""
     sanitize = _sanitizer_flags(os.environ.get("TORCH_FOO_SANITIZE", ""))
-    common = dict(source_dir=_backend_source_dir(), extra_cflags=("-O2", *sanitize), extra_ldflags=sanitize)
+    common = dict(source_dir=_backend_source_dir(), extra_cflags=("-O2", *sanitize), extra_ldflags=sanitize,
+                  precompiled_header=PRECOMPILED_HEADER)
     state = BuildSpec(
         name=STATE_LIBRARY, excluded_dirs=(KERNELS_DIR,), exception_probe="foo::raise_formatted_error", **common
     )
@@ -293,7 +299,6 @@ def _plan(spec: BuildSpec, probe_compiler: bool) -> _Plan | None:
     cflags = (
         # Match torch's libstdc++ ABI; cpp_extension stopped passing it once torch became cxx11-ABI only.
         f"-D_GLIBCXX_USE_CXX11_ABI={int(getattr(torch._C, '_GLIBCXX_USE_CXX11_ABI', True))}",
-        f"-DTORCH_EXTENSION_NAME={spec.name}",
         *spec.extra_cflags,
     )
     # --no-undefined: a symbol nothing defines fails the link, with its name, instead of the later import.
@@ -697,10 +702,11 @@ def _compile(ninja: str, plan: _Plan, linked: Path | None) -> Path:
     # The soname carries the source hash: a library linked against this one finds it loaded under that name. As it
     # changes with every edit, also of a header, it makes cpp_extension's in-process versioner rebuild.
     ldflags = [*plan.ldflags, f"-Wl,-soname,{plan.artifact.name}", *([str(linked)] if linked else [])]
-    with _ninja_runner(cpp_extension, ninja, plan):
+    units = _translation_units(plan)
+    with _ninja_runner(cpp_extension, ninja, plan, units):
         built = cpp_extension.load(
             name=plan.spec.name,
-            sources=[str(unit) for unit in _translation_units(plan)],
+            sources=[str(unit) for unit in units],
             extra_cflags=list(plan.cflags),
             extra_ldflags=ldflags,
             # torch's profiler headers (csrc/foo/profiler.cpp) include Kineto's, which the wheel ships apart.
@@ -714,15 +720,97 @@ def _compile(ninja: str, plan: _Plan, linked: Path | None) -> Path:
 
 
 @contextlib.contextmanager
-def _ninja_runner(cpp_extension, ninja: str, plan: _Plan):
-    """Has cpp_extension.load run ninja through _run_ninja: progress as `[n/N] CXX file`, the output kept in
-    build.log, a BuildError with the first failure, ninja stopped if this process dies, nothing group-writable."""
+def _ninja_runner(cpp_extension, ninja: str, plan: _Plan, units: list[Path]):
+    """Has cpp_extension.load run ninja through _run_ninja, after adding the precompiled header to the build file it
+    wrote: progress as `[n/N] CXX file`, the output kept in build.log, a BuildError with the first failure, ninja
+    stopped if this process dies, nothing group-writable."""
+
+    def run_ninja_build(build_directory, verbose, error_prefix):
+        _add_precompiled_header(plan, units)
+        _run_ninja(ninja, plan)
+
     original = cpp_extension._run_ninja_build
-    cpp_extension._run_ninja_build = lambda build_directory, verbose, error_prefix: _run_ninja(ninja, plan)
+    cpp_extension._run_ninja_build = run_ninja_build
     try:
         yield
     finally:
         cpp_extension._run_ninja_build = original
+
+
+_COMPILE_EDGE = re.compile(r"^build (\S+): compile (.+)$")
+
+
+def _add_precompiled_header(plan: _Plan, units: list[Path]) -> None:
+    """Adds to cpp_extension's build.ninja an edge that precompiles spec.precompiled_header with the same compiler and
+    flags as the units (GCC uses a .gch only if they match; with -Winvalid-pch it says why not), and has each unit that
+    includes any header it lists include it first. A library linked against one built with the same header and flags
+    uses that one's. GCC only: clang has its own PCH format and flags."""
+    header = plan.spec.precompiled_header
+    if header is None or "clang" in plan.compiler_version.lower():
+        return
+    wrapper = _precompiled_wrapper(plan)
+    linked = _plan(plan.spec.links, probe_compiler=False) if plan.spec.links is not None else None
+    shared = (
+        linked is not None
+        and (linked.spec.precompiled_header, linked.cflags, linked.compiler) == (header, plan.cflags, plan.compiler)
+        and Path(f"{_precompiled_wrapper(linked)}.gch").is_file()
+    )
+    if shared:
+        wrapper = _precompiled_wrapper(linked)
+    else:
+        _make_private_dirs(plan.root, wrapper.parent)
+        # The .gch must lie beside the header that is force-included: a one-line wrapper, not in the snapshot.
+        content = f'#include "{plan.snapshot_dir / header}"  // generated by torch_foo: _add_precompiled_header\n'.encode()
+        if not wrapper.is_file() or wrapper.read_bytes() != content:
+            _write_atomically(wrapper, content)
+    precompiled = _system_includes(plan, [header])
+    users = {str(unit) for name, unit in zip(plan.compiled, units) if precompiled & _system_includes(plan, [name])}
+    gch = _ninja_path(f"{wrapper}.gch")
+    ninja_file = plan.workdir / "build.ninja"
+    lines = []
+    for line in ninja_file.read_text().splitlines():
+        match = _COMPILE_EDGE.match(line)
+        if match and match.group(2).replace("$ ", " ").replace("$:", ":") in users:
+            line += f" | {gch}\n  cflags = $cflags -Winvalid-pch -include {shlex.quote(str(wrapper))}"
+        lines.append(line)
+    if not shared:
+        lines += [
+            "",
+            "rule precompile_header",
+            "  command = $cxx -x c++-header -MMD -MF $out.d $cflags -c $in -o $out $post_cflags",
+            "  depfile = $out.d",
+            "  deps = gcc",
+            f"build {gch}: precompile_header {_ninja_path(str(wrapper))}",
+        ]
+    _write_atomically(ninja_file, "\n".join([*lines, ""]).encode())
+
+
+def _precompiled_wrapper(plan: _Plan) -> Path:
+    return plan.workdir / "pch" / Path(plan.spec.precompiled_header).name
+
+
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*([<"])([^>"]+)[>"]', re.MULTILINE)
+
+
+def _system_includes(plan: _Plan, names: list[str]) -> set[str]:
+    """The <...> headers the given files of the snapshot include, directly or through its own "..." headers."""
+    found, seen, pending = set(), set(), list(names)
+    while pending:
+        name = pending.pop()
+        if name in seen or not (plan.snapshot_dir / name).is_file():
+            continue
+        seen.add(name)
+        for bracket, included in _INCLUDE.findall((plan.snapshot_dir / name).read_text(errors="replace")):
+            if bracket == "<":
+                found.add(included)
+            else:  # relative to the including file, else to the source root (-I)
+                beside = (Path(name).parent / included).as_posix()
+                pending.append(beside if (plan.snapshot_dir / beside).is_file() else included)
+    return found
+
+
+def _ninja_path(path: str) -> str:
+    return path.replace("$", "$$").replace(" ", "$ ").replace(":", "$:")
 
 
 _PROGRESS = re.compile(r"^(\[\d+/\d+\]) (.*)$")
@@ -734,6 +822,8 @@ def _progress_line(line: str, plan: _Plan) -> str:
     if not match:
         return line
     status, command = match.groups()
+    if " -x c++-header " in command:
+        return f"{status} PCH {plan.spec.precompiled_header}\n"
     if compiled := re.search(r" -c (\S+)", command):
         source = Path(compiled.group(1).strip("'"))
         shown = source.relative_to(plan.snapshot_dir) if source.is_relative_to(plan.snapshot_dir) else source.name
