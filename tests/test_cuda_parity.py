@@ -257,14 +257,32 @@ def test_host_memory_stats_has_cudas_keys():
     assert all(isinstance(value, int) and value >= 0 for value in stats.values())
 
 
-@pytest.mark.xfail(strict=True, reason="the pinned host allocator (csrc/foo/host_allocator.cpp) keeps no statistics "
-                                       "yet: its get_stats() returns zeros")
-def test_host_memory_stats_count_pinned_allocations():
+def test_host_memory_stats_count_pinned_allocations_and_frees():
+    torch.foo.reset_peak_host_memory_stats()
     before = torch.foo.host_memory_stats()
     pinned = torch.empty(1 << 20, dtype=torch.uint8).pin_memory()
+    during = torch.foo.host_memory_stats()
+    for key in ("allocations", "active_requests"):
+        assert during[f"{key}.current"] == before[f"{key}.current"] + 1
+        assert during[f"{key}.allocated"] == before[f"{key}.allocated"] + 1
+    for key in ("allocated_bytes", "active_bytes"):
+        assert during[f"{key}.current"] == before[f"{key}.current"] + pinned.numel()
+        assert during[f"{key}.peak"] >= during[f"{key}.current"]
+    assert during["num_host_alloc"] == before["num_host_alloc"] + 1
+    assert during["host_alloc_time.count"] == before["host_alloc_time.count"] + 1
+    del pinned
     after = torch.foo.host_memory_stats()
-    assert after["allocations.current"] == before["allocations.current"] + 1
-    assert after["allocated_bytes.current"] >= before["allocated_bytes.current"] + pinned.numel()
+    assert after["allocated_bytes.current"] == before["allocated_bytes.current"]
+    assert after["allocated_bytes.freed"] == before["allocated_bytes.freed"] + (1 << 20)
+    assert after["num_host_free"] == before["num_host_free"] + 1
+    assert after["allocated_bytes.peak"] >= before["allocated_bytes.current"] + (1 << 20)
+
+    torch.foo.reset_peak_host_memory_stats()
+    assert torch.foo.host_memory_stats()["allocated_bytes.peak"] == after["allocated_bytes.current"]
+    torch.foo.reset_accumulated_host_memory_stats()
+    reset = torch.foo.host_memory_stats()
+    assert reset["allocated_bytes.allocated"] == reset["allocated_bytes.freed"] == reset["num_host_alloc"] == 0
+    assert reset["allocated_bytes.current"] == after["allocated_bytes.current"]
 
 
 def test_mem_pool_is_a_documented_limitation():

@@ -9,7 +9,7 @@ driver (no graphs, IPC or NVTX).
 - random numbers: ``manual_seed(_all)``, ``seed(_all)``, ``initial_seed``, ``get/set_rng_state(_all)``
 - memory: ``memory_allocated``, ``memory_reserved``, ``memory_stats``, ``memory_summary``, ``empty_cache``,
   ``mem_get_info``, ``set_per_process_memory_fraction``, ``caching_allocator_alloc/delete``, ``host_memory_stats``,
-  ``OutOfMemoryError``
+  ``reset_accumulated/peak_host_memory_stats``, ``OutOfMemoryError``
 - mixed precision: ``torch.foo.amp`` (``autocast``, ``GradScaler``); backend switches: ``torch.backends.foo``
 
 Device, stream and memory functions go through PyTorch's generic accelerator layer (``torch.accelerator``,
@@ -41,7 +41,8 @@ __all__ = [
     "memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved", "memory_stats",
     "reset_peak_memory_stats", "reset_accumulated_memory_stats", "empty_cache", "mem_get_info", "memory_summary",
     "set_per_process_memory_fraction", "get_per_process_memory_fraction", "caching_allocator_alloc",
-    "caching_allocator_delete", "host_memory_stats", "OutOfMemoryError", "MemPool", "use_mem_pool",
+    "caching_allocator_delete", "host_memory_stats", "reset_accumulated_host_memory_stats",
+    "reset_peak_host_memory_stats", "OutOfMemoryError", "MemPool", "use_mem_pool",
     "get_amp_supported_dtype", "is_bf16_supported", "amp",
 ]
 
@@ -462,6 +463,17 @@ def host_memory_stats() -> _collections.OrderedDict[str, _typing.Any]:
         count = stats[f"{timing}.count"]
         stats[f"{timing}.avg"] = stats[f"{timing}.total"] // count if count else 0
     return _collections.OrderedDict(sorted(stats.items()))
+
+
+def reset_accumulated_host_memory_stats() -> None:
+    """Resets the pinned host allocator's accumulated statistics (".allocated", ".freed", the timings' totals and
+    counts, num_host_alloc, num_host_free)."""
+    torch.ops.foo.reset_host_memory_stats(False)
+
+
+def reset_peak_host_memory_stats() -> None:
+    """Resets the pinned host allocator's peak statistics (".peak", the timings' max and min)."""
+    torch.ops.foo.reset_host_memory_stats(True)
 
 
 OutOfMemoryError = torch.OutOfMemoryError

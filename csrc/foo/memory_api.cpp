@@ -59,6 +59,10 @@ TORCH_LIBRARY_FRAGMENT(foo, m) {
   });
   m.def("raw_delete(int ptr) -> ()", [](int64_t ptr) { rawDelete(reinterpret_cast<void*>(ptr)); });
   m.def("host_memory_stats() -> (str[], int[])", &hostMemoryStats);
+  m.def("reset_host_memory_stats(bool peak) -> ()", [](bool peak) {
+    at::HostAllocator* allocator = at::getHostAllocator(kFoo);
+    peak ? allocator->reset_peak_stats() : allocator->reset_accumulated_stats();
+  });
 }
 
 }  // namespace torch_foo
