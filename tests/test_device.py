@@ -37,12 +37,23 @@ def test_current_device_and_context_manager():
         torch.foo.set_device(0)
 
 
-@pytest.mark.parametrize("bad", [2, 7, -1])
+@pytest.mark.parametrize("bad", [2, 7])
 def test_bad_device_index(bad):
     with pytest.raises(RuntimeError, match=r"foo:0 to foo:1|out of range|invalid device"):
         torch.foo.set_device(bad)
     with pytest.raises(RuntimeError):
-        torch.empty(2, device=f"foo:{bad}") if bad >= 0 else torch.empty(2, device=torch.device("foo", bad))
+        torch.empty(2, device=f"foo:{bad}")
+
+
+def test_negative_device_index_is_ignored_by_set_device_and_refused_by_tensors_as_on_cuda():
+    torch.foo.set_device(1)
+    try:
+        torch.foo.set_device(-1)  # torch.cuda.set_device(-1) does nothing either
+        assert torch.foo.current_device() == 1
+    finally:
+        torch.foo.set_device(0)
+    with pytest.raises(RuntimeError):
+        torch.empty(2, device=torch.device("foo", -1))
 
 
 def test_mixed_devices_raise():

@@ -110,8 +110,9 @@ def current_device() -> int:
 
 
 def set_device(device: _DeviceLike) -> None:
-    """Makes ``device`` the calling thread's current foo device."""
-    torch._C._accelerator_setDeviceIndex(_checked_index(device))
+    """Makes ``device`` the calling thread's current foo device; a negative index does nothing, as on CUDA."""
+    if _index(device) >= 0:
+        torch._C._accelerator_setDeviceIndex(_checked_index(device))
 
 
 class device:
