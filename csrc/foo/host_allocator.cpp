@@ -79,28 +79,25 @@ struct PinnedHostAllocator final : public at::HostAllocator {
     return pinned.stats;
   }
   void reset_accumulated_stats() override {
-    PinnedStats& pinned = pinnedStats();
-    std::lock_guard<std::mutex> lock(pinned.mutex);
-    at::HostStats& stats = pinned.stats;
-    for (c10::CachingAllocator::Stat* stat :
-         {&stats.active_requests, &stats.active_bytes, &stats.allocations, &stats.allocated_bytes}) {
-      stat->reset_accumulated();
-    }
-    stats.host_alloc_time.reset_accumulated();
-    stats.host_free_time.reset_accumulated();
-    stats.num_host_alloc = 0;
-    stats.num_host_free = 0;
+    resetStats([](auto& stat) { stat.reset_accumulated(); }, /*counts_too=*/true);
   }
   void reset_peak_stats() override {
+    resetStats([](auto& stat) { stat.reset_peak(); }, /*counts_too=*/false);
+  }
+
+ private:
+  template <class Reset>
+  static void resetStats(Reset reset, bool counts_too) {
     PinnedStats& pinned = pinnedStats();
     std::lock_guard<std::mutex> lock(pinned.mutex);
     at::HostStats& stats = pinned.stats;
     for (c10::CachingAllocator::Stat* stat :
          {&stats.active_requests, &stats.active_bytes, &stats.allocations, &stats.allocated_bytes}) {
-      stat->reset_peak();
+      reset(*stat);
     }
-    stats.host_alloc_time.reset_peak();
-    stats.host_free_time.reset_peak();
+    reset(stats.host_alloc_time);
+    reset(stats.host_free_time);
+    if (counts_too) stats.num_host_alloc = stats.num_host_free = 0;
   }
 };
 
