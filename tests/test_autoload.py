@@ -1,6 +1,5 @@
 """The torch.backends entry point: `import torch` alone makes foo usable; TORCH_DEVICE_BACKEND_AUTOLOAD=0 turns it
 off. Needs the package installed (pip install -e .) so the entry point exists."""
-import time
 from importlib.metadata import entry_points
 
 import pytest
@@ -41,7 +40,6 @@ def test_import_torch_without_a_build_warns_and_does_not_compile(tmp_path):
     warns and leaves foo disabled. (`import torch_foo` would then compile the whole backend: not done here.)"""
     build_dir = tmp_path / "empty-cache"
     build_dir.mkdir(mode=0o700)
-    started = time.monotonic()
     result = run_python(
         """
         import sys, torch
@@ -55,13 +53,11 @@ def test_import_torch_without_a_build_warns_and_does_not_compile(tmp_path):
         env={"TORCH_FOO_BUILD_DIR": str(build_dir), "TORCH_FOO_QUIET": "0", "TORCH_FOO_VERBOSE": "1"},
         timeout=60,
     )
-    elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert "left foo disabled (no build of the foo backend matches" in result.stderr, result.stderr
     assert "compiling" not in result.stderr.lower(), result.stderr
     assert result.stdout.split() == ["False", "False", "privateuseone", "foo", "unusable"]
     assert list(build_dir.iterdir()) == []  # nothing built, nothing locked
-    assert elapsed < 20, elapsed  # a compile takes about a minute on 2 cores; import torch about a second
 
 
 LEFT_DISABLED = "torch_foo: `import torch` left foo disabled"
