@@ -1,4 +1,5 @@
 """torch.foo against torch.cuda: the same names, signatures and errors (issue 14), and backend metadata of tensors."""
+import concurrent.futures
 import copy
 import importlib
 import io
@@ -285,17 +286,68 @@ def test_host_memory_stats_count_pinned_allocations_and_frees():
     assert reset["allocated_bytes.current"] == after["allocated_bytes.current"]
 
 
-def test_mem_pool_is_a_documented_limitation():
-    with pytest.raises(NotImplementedError, match="CUDA's caching allocator only"):
-        torch.foo.MemPool()
-    with pytest.raises(NotImplementedError, match="memory pools are not available"):
+MIB = 1 << 20
+
+
+def test_mem_pool_keeps_its_blocks_apart_from_the_shared_cache():
+    torch.foo.empty_cache()
+    reserved = torch.foo.memory_reserved()
+    pool = torch.foo.MemPool()
+    assert pool.id[0] == 0 and pool.id[1] > 0 and pool.allocator is None and pool.use_count() == 1
+    with torch.foo.use_mem_pool(pool):
+        assert pool.use_count() == 2
+        pooled = torch.empty(MIB, device="foo")
+        address = pooled.data_ptr()
+        del pooled
+    assert pool.use_count() == 1
+    shared = torch.empty(MIB, device="foo")
+    assert shared.data_ptr() != address  # the pool's free block is not the shared cache's
+    with torch.foo.use_mem_pool(pool):
+        again = torch.empty(MIB, device="foo")
+    assert again.data_ptr() == address  # but the pool's own
+    del again, shared
+    torch.foo.empty_cache()
+    assert torch.foo.memory_reserved() == reserved + 4 * MIB  # empty_cache keeps the pool's block
+    del pool
+    assert torch.foo.memory_reserved() == reserved  # deleting the pool gives it back
+
+
+def test_mem_pool_tensors_outlive_the_pool_and_then_join_the_shared_cache():
+    torch.foo.empty_cache()
+    reserved = torch.foo.memory_reserved()
+    pool = torch.foo.MemPool()
+    with torch.foo.use_mem_pool(pool):
+        kept = torch.arange(6.0, device="foo")
+    del pool
+    assert kept.cpu().tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    address = kept.data_ptr()
+    del kept
+    assert torch.empty(6, device="foo").data_ptr() == address  # now an ordinary cached block
+    torch.foo.empty_cache()
+    assert torch.foo.memory_reserved() == reserved
+
+
+def test_use_mem_pool_routes_only_the_calling_threads_allocations_on_its_device():
+    pool = torch.foo.MemPool()
+    with torch.foo.use_mem_pool(pool, device="foo:1"):
+        other_device = torch.empty(MIB, device="foo:0")
+        with concurrent.futures.ThreadPoolExecutor(1) as worker:
+            other_thread = worker.submit(lambda: torch.empty(MIB, device="foo:1")).result()
+        pooled = torch.empty(MIB, device="foo:1")
+    pooled_address, other_thread_address = pooled.data_ptr(), other_thread.data_ptr()
+    assert other_device.device == torch.device("foo:0")
+    del other_thread, pooled
+    with torch.foo.use_mem_pool(pool, device="foo:1"):
+        assert torch.empty(MIB, device="foo:1").data_ptr() == pooled_address
+    assert torch.empty(MIB, device="foo:1").data_ptr() == other_thread_address  # it went to the shared cache
+
+
+def test_mem_pool_refuses_what_foo_does_not_support():
+    with pytest.raises(NotImplementedError, match="custom allocators"):
+        torch.foo.MemPool(allocator=object())
+    with pytest.raises(TypeError, match="torch.foo.MemPool"):
         with torch.foo.use_mem_pool(None):
             pass
-    # Why: the installed torch's MemPool machinery cannot be instantiated without CUDA. Should a torch make it work,
-    # this fails, and torch.foo.MemPool should be built on it. (With CUDA present it makes CUDA pools.)
-    if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError):
-            torch._C._MemPool(None, True, False, False)
 
 
 # ---- amp and backends ------------------------------------------------------------------------------------------------

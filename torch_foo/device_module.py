@@ -9,7 +9,7 @@ driver (no graphs, IPC or NVTX).
 - random numbers: ``manual_seed(_all)``, ``seed(_all)``, ``initial_seed``, ``get/set_rng_state(_all)``
 - memory: ``memory_allocated``, ``memory_reserved``, ``memory_stats``, ``memory_summary``, ``empty_cache``,
   ``mem_get_info``, ``set_per_process_memory_fraction``, ``caching_allocator_alloc/delete``, ``host_memory_stats``,
-  ``reset_accumulated/peak_host_memory_stats``, ``OutOfMemoryError``
+  ``reset_accumulated/peak_host_memory_stats``, ``MemPool`` / ``use_mem_pool``, ``OutOfMemoryError``
 - mixed precision: ``torch.foo.amp`` (``autocast``, ``GradScaler``); backend switches: ``torch.backends.foo``
 
 Device, stream and memory functions go through PyTorch's generic accelerator layer (``torch.accelerator``,
@@ -19,6 +19,7 @@ Device, stream and memory functions go through PyTorch's generic accelerator lay
 from __future__ import annotations
 
 import collections as _collections
+import contextlib as _contextlib
 import dataclasses as _dataclasses
 import os as _os
 import sys as _sys
@@ -481,22 +482,51 @@ OutOfMemoryError = torch.OutOfMemoryError
 
 
 class MemPool:
-    """Not available: torch.cuda.MemPool rests on ``torch._C._MemPool``, which PyTorch implements for CUDA's allocator
-    only (in this torch it is a placeholder class), and ``c10::DeviceAllocator`` has no pool API a PrivateUse1
-    allocator could implement. Raises NotImplementedError."""
+    """A private pool of foo device memory, as torch.cuda.MemPool: what a thread allocates inside
+    ``use_mem_pool(pool)`` comes from the pool's own blocks, and returns to them when freed, apart from the shared
+    cache (``empty_cache()`` keeps them). When the pool object is deleted its free blocks go back to the device; blocks
+    still in use join the shared cache once freed. ``allocator`` (a custom allocator) and ``use_on_oom`` are not
+    supported on foo (NotImplementedError)."""
 
-    def __init__(self, *args: _typing.Any, **kwargs: _typing.Any):
-        raise NotImplementedError(_MEMPOOL_UNSUPPORTED)
+    def __init__(self, allocator: _typing.Any = None, use_on_oom: bool = False):
+        if allocator is not None or use_on_oom:
+            raise NotImplementedError("torch.foo.MemPool: custom allocators and use_on_oom are not supported on foo")
+        self._id = torch.ops.foo.mempool_create()
+        self._users = 0
+
+    @property
+    def id(self) -> tuple[int, int]:
+        """The pool's id, as torch.cuda.MemPool's: (0, n) for a pool made by the user."""
+        return (0, self._id)
+
+    @property
+    def allocator(self) -> None:
+        """The custom allocator: always None on foo."""
+        return None
+
+    def use_count(self) -> int:
+        """References to the pool: this object and each active ``use_mem_pool`` context."""
+        return 1 + self._users
+
+    def __del__(self) -> None:
+        if getattr(self, "_id", None) is not None:  # None: __init__ raised
+            torch.ops.foo.mempool_release(self._id)
 
 
-def use_mem_pool(pool: MemPool, device: _DeviceLike = None) -> _typing.NoReturn:
-    """Not available (see MemPool): raises NotImplementedError."""
-    raise NotImplementedError(_MEMPOOL_UNSUPPORTED)
-
-
-_MEMPOOL_UNSUPPORTED = ("torch.foo.MemPool / use_mem_pool: memory pools are not available on foo: PyTorch's MemPool "
-                        "(torch._C._MemPool) serves CUDA's caching allocator only, and c10::DeviceAllocator has no pool "
-                        "interface for a PrivateUse1 allocator")
+@_contextlib.contextmanager
+def use_mem_pool(pool: MemPool, device: _DeviceLike = None):
+    """Routes the calling thread's allocations on ``device`` (the current device if None) to ``pool`` inside the
+    context, as torch.cuda.use_mem_pool."""
+    if not isinstance(pool, MemPool):
+        raise TypeError(f"use_mem_pool expects a torch.foo.MemPool, got {type(pool).__name__}")
+    index = _checked_index(device)
+    previous = torch.ops.foo.mempool_use(index, pool._id)
+    pool._users += 1
+    try:
+        yield
+    finally:
+        pool._users -= 1
+        torch.ops.foo.mempool_use(index, previous)
 
 
 # ---- properties -----------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 // Caching allocator: device memory comes from the runtime (foo_rt::malloc, the expensive "driver" call) and is kept
 // in per-device, per-stream free lists when tensors die, so steady-state allocation is a map lookup under a lock.
 // A block freed after being used on other streams (recordStream) returns to the cache only once events recorded on
-// those streams have completed, as in CUDA's allocator.
+// those streams have completed, as in CUDA's allocator. Memory pools (torch.foo.MemPool) keep their blocks apart: what
+// a thread allocates inside use_mem_pool comes from, and returns to, that pool's free lists until the pool is released.
 #include "foo/allocator.h"
 
 #include <c10/util/flat_hash_map.h>
@@ -12,6 +13,8 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <unordered_set>
 #include <vector>
 
@@ -27,6 +30,7 @@ constexpr size_t kSmallLimit = 1 << 20;
 constexpr size_t kLargeRounding = 128 << 10;
 
 using c10::CachingAllocator::StatType;
+constexpr int64_t kGeneralPool = 0;  // the device's shared cache; memory pools have ids from 1
 
 // Every statistic counts in the aggregate and in the small pool (blocks up to 1 MiB, as CUDA's allocator) or the
 // large pool, so memory_stats()' "small_pool"/"large_pool" entries mean what they mean on CUDA.
@@ -38,6 +42,7 @@ void forEachPool(size_t block_size, F&& f) {
 
 struct Block {
   void* ptr = nullptr;
+  int64_t mempool = kGeneralPool;  // whose free lists the block returns to
   size_t size = 0;        // rounded size, what the runtime allocated
   size_t requested = 0;
   c10::StreamId stream = 0;
@@ -49,8 +54,16 @@ struct PendingFree {
   std::vector<foo_rt::Event> events;
 };
 
-// Free blocks by (stream, size); vectors keep their capacity, so steady-state reuse allocates no nodes.
-using FreeBlocks = std::map<std::pair<c10::StreamId, size_t>, std::vector<Block*>>;
+// Free blocks by (memory pool, stream, size); vectors keep their capacity, so steady-state reuse allocates no nodes.
+using FreeKey = std::tuple<int64_t, c10::StreamId, size_t>;
+using FreeBlocks = std::map<FreeKey, std::vector<Block*>>;
+
+// The memory pool each device's allocations of this thread go to (use_mem_pool); general unless set.
+thread_local std::vector<int64_t> t_active_mempool;
+
+int64_t activeMempool(c10::DeviceIndex device) {
+  return static_cast<size_t>(device) < t_active_mempool.size() ? t_active_mempool[device] : kGeneralPool;
+}
 
 // The pool lock is taken twice per op (allocate, free) and held for a few map operations: an uncontended
 // pthread mutex costs a noticeable part of a small op, an atomic flag a fraction of it. Waiters yield the core, and
@@ -108,10 +121,12 @@ class CachingAllocator final : public c10::DeviceAllocator {
     DevicePool& pool = poolOf(device);
     const size_t size = roundedBlockSize(nbytes);
     const c10::StreamId stream = currentStreamId(device);
+    const int64_t mempool = activeMempool(device);
     std::unique_lock<PoolLock> lock(pool.lock);
     collectPending(pool);
-    Block* block = takeCached(pool, stream, size);
+    Block* block = takeCached(pool, mempool, stream, size);
     if (block == nullptr) block = mallocBlock(pool, lock, device, size, nbytes);
+    block->mempool = mempool;
     block->requested = nbytes;
     block->stream = stream;
     pool.live.emplace(block->ptr, block);
@@ -141,7 +156,9 @@ class CachingAllocator final : public c10::DeviceAllocator {
   bool initialized() override { return true; }
 
   // As CUDA's allocator, also waits for the streams that blocks freed after record_stream wait on, and releases them.
-  void emptyCache(c10::MempoolId_t /*mempool_id*/) override {
+  // Releases the general cache, or with a memory pool's id ({0, id}), that pool's free blocks.
+  void emptyCache(c10::MempoolId_t mempool_id) override {
+    const int64_t mempool = static_cast<int64_t>(mempool_id.second);
     for (c10::DeviceIndex d = 0; d < deviceCount(); ++d) {
       DevicePool& pool = poolOf(d);
       std::vector<foo_rt::Event> waits;
@@ -156,8 +173,38 @@ class CachingAllocator final : public c10::DeviceAllocator {
       for (foo_rt::Event event : waits) foo_rt::eventSynchronize(event);
       std::unique_lock<PoolLock> lock(pool.lock);
       collectPending(pool);
-      releaseCached(pool, lock);
+      releaseCached(pool, lock, mempool);
     }
+  }
+
+  // ---- memory pools (torch.foo.MemPool) ----
+  int64_t createMempool() {
+    std::lock_guard<std::mutex> lock(mempools_mutex_);
+    const int64_t id = next_mempool_++;
+    live_mempools_.insert(id);
+    return id;
+  }
+
+  // Later allocations of this thread on `device` come from `mempool` (kGeneralPool: the shared cache); returns the
+  // pool they came from before.
+  int64_t useMempool(c10::DeviceIndex device, int64_t mempool) {
+    checkDeviceIndex(device);
+    if (mempool != kGeneralPool) {
+      std::lock_guard<std::mutex> lock(mempools_mutex_);
+      TORCH_CHECK_VALUE(live_mempools_.count(mempool) == 1, "use_mem_pool: memory pool ", mempool,
+                        " was released");
+    }
+    if (t_active_mempool.size() <= static_cast<size_t>(device)) t_active_mempool.resize(device + 1, kGeneralPool);
+    return std::exchange(t_active_mempool[device], mempool);
+  }
+
+  // The pool's free blocks go back to the device; its blocks still in use join the general cache when freed.
+  void releaseMempool(int64_t mempool) {
+    {
+      std::lock_guard<std::mutex> lock(mempools_mutex_);
+      if (live_mempools_.erase(mempool) == 0) return;
+    }
+    emptyCache({0, static_cast<c10::CaptureId_t>(mempool)});
   }
 
   void recordStream(const at::DataPtr& data, c10::Stream stream) override {
@@ -257,8 +304,9 @@ class CachingAllocator final : public c10::DeviceAllocator {
       c10::reportMemoryUsageToProfiler(ptr, -static_cast<int64_t>(block->size), totals.allocated, totals.reserved,
                                        c10::Device(kFoo, device));
     }
+    if (block->mempool != kGeneralPool && !mempoolLive(block->mempool)) block->mempool = kGeneralPool;
     if (block->used_on.empty()) {
-      pool.cached[{block->stream, block->size}].push_back(block);
+      pool.cached[{block->mempool, block->stream, block->size}].push_back(block);
       return;
     }
     PendingFree pending{block, {}};
@@ -306,10 +354,18 @@ class CachingAllocator final : public c10::DeviceAllocator {
     }
   }
 
-  // Best fit within the stream's pool, accepting at most 1/8 waste so big blocks are not burnt on small requests.
-  static Block* takeCached(DevicePool& pool, c10::StreamId stream, size_t size) {
-    for (auto it = pool.cached.lower_bound({stream, size});
-         it != pool.cached.end() && it->first.first == stream && it->first.second <= size + size / 8; ++it) {
+  bool mempoolLive(int64_t mempool) {
+    std::lock_guard<std::mutex> lock(mempools_mutex_);
+    return live_mempools_.count(mempool) == 1;
+  }
+
+  // Best fit within the memory pool's blocks of the stream, accepting at most 1/8 waste so big blocks are not burnt
+  // on small requests.
+  static Block* takeCached(DevicePool& pool, int64_t mempool, c10::StreamId stream, size_t size) {
+    for (auto it = pool.cached.lower_bound({mempool, stream, size});
+         it != pool.cached.end() && std::get<0>(it->first) == mempool && std::get<1>(it->first) == stream &&
+         std::get<2>(it->first) <= size + size / 8;
+         ++it) {
       if (it->second.empty()) continue;
       Block* block = it->second.back();
       it->second.pop_back();
@@ -338,7 +394,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
       foo_rt::deviceSynchronize(device);
       lock.lock();
       collectPending(pool);
-      releaseCached(pool, lock);
+      releaseCached(pool, lock, kGeneralPool);
       status = deviceMalloc();
     }
     if (status == foo_rt::Status::OutOfMemory) {
@@ -370,24 +426,27 @@ class CachingAllocator final : public c10::DeviceAllocator {
     return block;
   }
 
-  static void collectPending(DevicePool& pool) {
+  void collectPending(DevicePool& pool) {
     if (pool.pending.empty()) return;
     auto done = [&](PendingFree& p) {
       for (foo_rt::Event e : p.events) {
         if (foo_rt::eventQuery(e) == foo_rt::Status::NotReady) return false;
       }
       for (foo_rt::Event e : p.events) foo_rt::eventDestroy(e);
-      pool.cached[{p.block->stream, p.block->size}].push_back(p.block);
+      if (p.block->mempool != kGeneralPool && !mempoolLive(p.block->mempool)) p.block->mempool = kGeneralPool;
+      pool.cached[{p.block->mempool, p.block->stream, p.block->size}].push_back(p.block);
       return true;
     };
     pool.pending.erase(std::remove_if(pool.pending.begin(), pool.pending.end(), done), pool.pending.end());
   }
 
-  // Returns the cached blocks to the device; the runtime's frees (a syscall each) run without the lock.
-  static void releaseCached(DevicePool& pool, std::unique_lock<PoolLock>& lock) {
+  // Returns one memory pool's cached blocks to the device; the runtime's frees (a syscall each) run without the lock.
+  static void releaseCached(DevicePool& pool, std::unique_lock<PoolLock>& lock, int64_t mempool) {
     std::vector<Block*> released;
-    for (auto& [key, blocks] : pool.cached) {
-      for (Block* block : blocks) {
+    const auto first = pool.cached.lower_bound({mempool, std::numeric_limits<c10::StreamId>::min(), 0});
+    auto last = first;
+    for (; last != pool.cached.end() && std::get<0>(last->first) == mempool; ++last) {
+      for (Block* block : last->second) {
         pool.stats.num_device_free += 1;
         forEachPool(block->size, [&](size_t pool_type) {
           pool.stats.segment[pool_type].decrease(1);
@@ -396,7 +455,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
         released.push_back(block);
       }
     }
-    pool.cached.clear();
+    pool.cached.erase(first, last);
     lock.unlock();
     for (Block* block : released) {
       foo_rt::free(block->ptr);
@@ -407,6 +466,9 @@ class CachingAllocator final : public c10::DeviceAllocator {
 
   std::once_flag pools_created_;
   std::vector<DevicePool> pools_;
+  std::mutex mempools_mutex_;
+  std::unordered_set<int64_t> live_mempools_;
+  int64_t next_mempool_ = kGeneralPool + 1;
 };
 
 CachingAllocator g_allocator;
@@ -432,6 +494,12 @@ void setMemoryFraction(c10::DeviceIndex device, double fraction) { g_allocator.s
 double memoryFraction(c10::DeviceIndex device) { return g_allocator.fraction(device); }
 
 void rawDelete(void* ptr) { g_allocator.rawDelete(ptr); }
+
+int64_t createMempool() { return g_allocator.createMempool(); }
+
+int64_t useMempool(c10::DeviceIndex device, int64_t mempool) { return g_allocator.useMempool(device, mempool); }
+
+void releaseMempool(int64_t mempool) { g_allocator.releaseMempool(mempool); }
 
 REGISTER_ALLOCATOR(kFoo, &g_allocator)
 

@@ -25,4 +25,11 @@ double memoryFraction(c10::DeviceIndex device);
 // Frees a block handed out by raw_allocate (torch.foo.caching_allocator_delete); raises for any other pointer.
 void rawDelete(void* ptr);
 
+// Memory pools (torch.foo.MemPool): a new pool's id (from 1); makes the calling thread's later allocations on `device`
+// come from `mempool` (0: the shared cache), returning the previous one; releases a pool's free blocks, its blocks
+// still in use return to the shared cache when freed.
+int64_t createMempool();
+int64_t useMempool(c10::DeviceIndex device, int64_t mempool);
+void releaseMempool(int64_t mempool);
+
 }  // namespace torch_foo

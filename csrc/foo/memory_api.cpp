@@ -1,5 +1,6 @@
 // torch.ops.foo operators behind torch.foo's memory functions that torch.accelerator has no binding for:
-// the per-process memory fraction, raw caching-allocator blocks and the pinned host allocator's statistics.
+// the per-process memory fraction, raw caching-allocator blocks, memory pools and the pinned host allocator's
+// statistics.
 #include <ATen/core/CachingHostAllocator.h>
 #include <torch/library.h>
 
@@ -58,6 +59,11 @@ TORCH_LIBRARY_FRAGMENT(foo, m) {
     return reinterpret_cast<int64_t>(deviceAllocator().raw_allocate(static_cast<size_t>(nbytes)));
   });
   m.def("raw_delete(int ptr) -> ()", [](int64_t ptr) { rawDelete(reinterpret_cast<void*>(ptr)); });
+  m.def("mempool_create() -> int", &createMempool);
+  m.def("mempool_use(int device, int mempool) -> int", [](int64_t device, int64_t mempool) {
+    return useMempool(static_cast<c10::DeviceIndex>(device), mempool);
+  });
+  m.def("mempool_release(int mempool) -> ()", &releaseMempool);
   m.def("host_memory_stats() -> (str[], int[])", &hostMemoryStats);
   m.def("reset_host_memory_stats(bool peak) -> ()", [](bool peak) {
     at::HostAllocator* allocator = at::getHostAllocator(kFoo);
