@@ -58,12 +58,11 @@ struct PendingFree {
 using FreeKey = std::tuple<int64_t, c10::StreamId, size_t>;
 using FreeBlocks = std::map<FreeKey, std::vector<Block*>>;
 
-// The memory pool each device's allocations of this thread go to (use_mem_pool); general unless set.
-thread_local std::vector<int64_t> t_active_mempool;
+// The memory pool each device's allocations of this thread go to (use_mem_pool); general unless set. A plain array:
+// nothing to destroy, so tensors allocated while the thread exits still find it.
+thread_local int64_t t_active_mempool[std::numeric_limits<c10::DeviceIndex>::max() + 1] = {};
 
-int64_t activeMempool(c10::DeviceIndex device) {
-  return static_cast<size_t>(device) < t_active_mempool.size() ? t_active_mempool[device] : kGeneralPool;
-}
+int64_t activeMempool(c10::DeviceIndex device) { return t_active_mempool[device]; }
 
 // The pool lock is taken twice per op (allocate, free) and held for a few map operations: an uncontended
 // pthread mutex costs a noticeable part of a small op, an atomic flag a fraction of it. Waiters yield the core, and
@@ -194,7 +193,6 @@ class CachingAllocator final : public c10::DeviceAllocator {
       TORCH_CHECK_VALUE(live_mempools_.count(mempool) == 1, "use_mem_pool: memory pool ", mempool,
                         " was released");
     }
-    if (t_active_mempool.size() <= static_cast<size_t>(device)) t_active_mempool.resize(device + 1, kGeneralPool);
     return std::exchange(t_active_mempool[device], mempool);
   }
 
