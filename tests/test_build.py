@@ -21,7 +21,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -672,6 +674,30 @@ def test_missing_ninja_says_to_pip_install_it(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name, *args, **kwargs: None if name == "ninja" else which(name))
     with pytest.raises(ImportError, match=re.escape("pip install ninja")):
         _build.build(fixture_spec(fresh_sources(tmp_path), tmp_path / "root"))
+
+
+def test_the_ninja_package_alone_is_enough(workspace, tmp_path, monkeypatch):
+    """A venv that reaches another environment's site-packages has no ninja on PATH or beside its interpreter: the
+    ninja package's own binary builds (also past cpp_extension, which looks on PATH only)."""
+    real_ninja = shutil.which("ninja", path="/usr/bin:/bin") or pytest.skip("needs a ninja in /usr/bin")
+    tools = tmp_path / "tools"  # /usr/bin without ninja
+    tools.mkdir()
+    for entry in Path("/usr/bin").iterdir():
+        if entry.name != "ninja":
+            (tools / entry.name).symlink_to(entry)
+    package_bin = tmp_path / "ninja_package_bin"
+    package_bin.mkdir()
+    (package_bin / "ninja").symlink_to(real_ninja)
+    get_path = sysconfig.get_path
+    monkeypatch.setattr(sysconfig, "get_path",
+                        lambda name, *args, **kwargs: str(tmp_path / "no_scripts") if name == "scripts"
+                        else get_path(name, *args, **kwargs))
+    monkeypatch.setitem(sys.modules, "ninja", types.SimpleNamespace(BIN_DIR=str(package_bin)))
+    monkeypatch.setenv("PATH", str(tools))
+    set_value(workspace.sources, 14)
+    _build.build(workspace.spec)
+    monkeypatch.undo()
+    assert load_answer(workspace.sources, workspace.root).stdout.strip() == "14"
 
 
 def test_missing_compiler_says_to_install_one(tmp_path, monkeypatch):

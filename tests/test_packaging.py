@@ -1,8 +1,10 @@
 """A plain (non-editable) install: the wheel carries the C++ sources and compiles nothing; the installed package's
 first import builds from its own copy of the sources, later imports load that build."""
+import shutil
 import site
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -34,7 +36,9 @@ def test_wheel_ships_sources_and_installed_package_builds_on_first_import(tmp_pa
     python = str(venv / "bin" / "python")
     # A clean environment: a PYTHONPATH naming the checkout (whose torch_foo.egg-info `pip wheel` just wrote) would
     # make pip take torch_foo as installed already.
-    env = {"PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+    # The ninja beside this interpreter (where pip put it; not necessarily in /usr/bin), else the one on PATH.
+    ninja_dir = Path(shutil.which("ninja", path=sysconfig.get_path("scripts")) or shutil.which("ninja")).parent
+    env = {"PATH": f"{venv / 'bin'}:{ninja_dir}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
            "TORCH_FOO_BUILD_DIR": str(tmp_path / "cache"), "MAX_JOBS": "2"}
     run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], env=env)
     # Then torch and the other dependencies from this interpreter's site-packages, also when it is itself a virtual

@@ -595,8 +595,16 @@ def _is_lock_of(name: str, targets: list[str]) -> bool:
 def _find_ninja() -> str:
     import sysconfig
 
-    # Also look beside this interpreter: `pip install ninja` puts it there, which is not on PATH in an unactivated venv.
+    # Also look beside this interpreter, where `pip install ninja` puts it (not on PATH in an unactivated venv), and in
+    # the ninja package itself (a venv that reaches another environment's site-packages has no script of its own).
     ninja = shutil.which("ninja") or shutil.which("ninja", path=sysconfig.get_path("scripts"))
+    if ninja is None:
+        try:
+            from ninja import BIN_DIR
+        except ImportError:
+            pass
+        else:
+            ninja = shutil.which("ninja", path=BIN_DIR)
     if ninja is None:
         raise BuildError("torch_foo: ninja is needed to build the backend and was not found; `pip install ninja`")
     return ninja
@@ -729,12 +737,15 @@ def _ninja_runner(cpp_extension, ninja: str, plan: _Plan, units: list[Path]):
         _add_precompiled_header(plan, units)
         _run_ninja(ninja, plan)
 
-    original = cpp_extension._run_ninja_build
-    cpp_extension._run_ninja_build = run_ninja_build
+    def ninja_found():  # cpp_extension looks for `ninja` on PATH only; ours was found above, maybe elsewhere
+        pass
+
+    originals = cpp_extension._run_ninja_build, cpp_extension.verify_ninja_availability
+    cpp_extension._run_ninja_build, cpp_extension.verify_ninja_availability = run_ninja_build, ninja_found
     try:
         yield
     finally:
-        cpp_extension._run_ninja_build = original
+        cpp_extension._run_ninja_build, cpp_extension.verify_ninja_availability = originals
 
 
 _COMPILE_EDGE = re.compile(r"^build (\S+): compile (.+)$")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
-from torch._inductor import ir, scheduler
+from torch._inductor import ir, scheduler, select_algorithm
 from torch._inductor import utils as inductor_utils
 from torch._inductor.codegen import common as codegen_common
 from torch._inductor.codegen.common import DeviceOpOverrides, register_backend_for_device, \
@@ -123,6 +123,20 @@ def _is_cpp_backend_ir(x: Any) -> bool:
 # (and the generated code is the same as for CPU).
 BaseSchedulerNode.is_cpu = _is_cpp_backend_node  # type: ignore[method-assign]
 ir.is_cpu = _is_cpp_backend_ir
+
+_select_algorithm = select_algorithm.AlgorithmSelectorCache.__call__
+
+
+def _select_algorithm_as_cpu(self, name, choices, input_nodes, layout, *args, **kwargs):
+    if layout.device.type == "foo":
+        kwargs["return_multi_template"] = False
+    return _select_algorithm(self, name, choices, input_nodes, layout, *args, **kwargs)
+
+
+# max-autotune defers a GEMM's choice to benchmarks of each choice fused with its epilogue (a MultiTemplateBuffer),
+# which only the Triton backends can run; Inductor skips that for `device.type == "cpu"` (torch 2.11 then fails with
+# NotImplementedError in the scheduler's benchmark_fused_nodes), so foo's GEMMs are chosen as CPU's are.
+select_algorithm.AlgorithmSelectorCache.__call__ = _select_algorithm_as_cpu  # type: ignore[method-assign]
 
 _device_backend = inductor_utils.get_current_backend
 
