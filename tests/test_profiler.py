@@ -55,6 +55,27 @@ def test_every_kernel_is_a_device_event_linked_to_its_operator():
 
 
 @needs_device_events
+def test_copies_are_device_events_timed_when_their_stream_runs_them():
+    host = torch.randn(1 << 16).pin_memory()
+    with profile(activities=ACTIVITIES) as prof:
+        torch.foo._sleep(200_000)  # the stream is busy: the upload below runs after its operator returned
+        on_device = host.to("foo", non_blocking=True)
+        across = on_device.to("foo:1")
+        back = across.cpu()
+        torch.foo.synchronize()
+    assert_same(back, host, device="cpu")
+    copies = [e for e in device_events(prof) if e.name.startswith("Memcpy")]
+    assert {e.name for e in copies} == {"Memcpy HtoD (Pinned -> Device)", "Memcpy DtoD (Device -> Device)",
+                                        "Memcpy DtoH (Device -> Pageable)"}
+    upload = next(e for e in copies if e.name.startswith("Memcpy HtoD"))
+    assert upload.device_index == 0 and upload.time_range.end >= upload.time_range.start
+    issued = next(e for e in prof.events() if e.name == "aten::copy_" and e.device_type == DeviceType.CPU)
+    assert upload.time_range.start >= issued.time_range.end
+    assert next(e for e in copies if e.name.startswith("Memcpy DtoD")).device_index == 1
+    assert {e.key: e for e in prof.key_averages()}["aten::copy_"].device_time_total > 0
+
+
+@needs_device_events
 def test_device_events_carry_their_device_and_stream():
     a = torch.randn(1000)
     side = torch.foo.Stream("foo:1")

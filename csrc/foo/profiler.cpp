@@ -93,7 +93,8 @@ class FooProfilerSession final : public libkineto::IActivityProfilerSession {
           linked_activity && correlation_id != 0 ? linked_activity(static_cast<int32_t>(correlation_id)) : nullptr;
       std::string name = !record.trace.name.empty() ? record.trace.name : op ? op->name() : "foo kernel";
       auto kernel = std::make_unique<libkineto::GenericTraceActivity>(
-          buffer_->span, libkineto::ActivityType::CONCURRENT_KERNEL, name);
+          buffer_->span,
+          record.trace.copy ? libkineto::ActivityType::GPU_MEMCPY : libkineto::ActivityType::CONCURRENT_KERNEL, name);
       kernel->device = record.device;
       kernel->resource = static_cast<int32_t>(record.stream_id);
       kernel->startTime = record.trace.start_ns;
@@ -140,7 +141,8 @@ class FooActivityProfiler final : public libkineto::IActivityProfiler {
 
   std::unique_ptr<libkineto::IActivityProfilerSession> configure(const std::set<libkineto::ActivityType>& types,
                                                                  const libkineto::Config& /*config*/) override {
-    if (!types.count(libkineto::ActivityType::CONCURRENT_KERNEL)) return nullptr;
+    if (!types.count(libkineto::ActivityType::CONCURRENT_KERNEL) && !types.count(libkineto::ActivityType::GPU_MEMCPY))
+      return nullptr;
     return std::make_unique<FooProfilerSession>();
   }
 
@@ -152,7 +154,8 @@ class FooActivityProfiler final : public libkineto::IActivityProfiler {
 
  private:
   std::string name_ = "foo";
-  std::set<libkineto::ActivityType> activities_ = {libkineto::ActivityType::CONCURRENT_KERNEL};
+  std::set<libkineto::ActivityType> activities_ = {libkineto::ActivityType::CONCURRENT_KERNEL,
+                                                   libkineto::ActivityType::GPU_MEMCPY};
 };
 
 REGISTER_PRIVATEUSE1_PROFILER(FooActivityProfiler);
@@ -222,6 +225,33 @@ void endKernelTrace(const KernelTrace& trace, c10::DeviceIndex device, int64_t s
   const int64_t end_ns = traceClockNs();
   std::lock_guard<std::mutex> lock(g_records_lock);
   g_records.push_back({trace, device, stream_id, end_ns});
+}
+
+namespace {
+
+// CUDA's names for a copy's direction and memory kinds.
+std::string copyName(void* dst, const void* src) {
+  auto side = [](const void* p) { return foo_rt::pointerDevice(p) >= 0 ? 'D' : 'H'; };
+  auto kind = [](const void* p) {
+    return foo_rt::pointerDevice(p) >= 0 ? "Device" : foo_rt::isPinned(p) ? "Pinned" : "Pageable";
+  };
+  return std::string("Memcpy ") + side(src) + "to" + side(dst) + " (" + kind(src) + " -> " + kind(dst) + ")";
+}
+
+}  // namespace
+
+void traceCopy(c10::DeviceIndex device, void* dst, const void* src, const std::function<void()>& queue_copy) {
+  // Markers in stream order around the copy: they run inline when the stream is idle, else on its worker.
+  const foo_rt::Stream stream = currentRuntimeStream(device);
+  auto trace = std::make_shared<KernelTrace>();
+  beginKernelTrace(*trace);
+  trace->name = copyName(dst, src);
+  trace->copy = true;
+  FOO_CHECK(foo_rt::launch(stream, [trace] { trace->start_ns = traceClockNs(); }));
+  queue_copy();
+  FOO_CHECK(foo_rt::launch(stream, [trace, device, stream_id = currentStreamId(device)] {
+    endKernelTrace(*trace, device, stream_id);
+  }));
 }
 
 }  // namespace torch_foo

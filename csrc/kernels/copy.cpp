@@ -10,6 +10,7 @@
 #include <ATen/ops/empty.h>
 
 #include "foo/kernel_scope.h"
+#include "foo/profiler.h"
 #include "foo/registration.h"
 #include "foo/stream.h"
 
@@ -28,7 +29,12 @@ void denseCopy(const at::Tensor& src, const at::Tensor& dst, c10::DeviceIndex de
   const size_t nbytes = src.nbytes();
   if (nbytes == 0) return;
   foo_rt::Stream stream = currentRuntimeStream(device);
-  FOO_CHECK(foo_rt::memcpyAsync(dst.data_ptr(), src.const_data_ptr(), nbytes, stream));
+  auto queue_copy = [&] { FOO_CHECK(foo_rt::memcpyAsync(dst.data_ptr(), src.const_data_ptr(), nbytes, stream)); };
+  if (tracingKernels()) {
+    traceCopy(device, dst.data_ptr(), src.const_data_ptr(), queue_copy);
+  } else {
+    queue_copy();
+  }
   if (non_blocking) {
     // Keep both storages alive until the stream has done the copy (runs at once if the copy already completed).
     FOO_CHECK(foo_rt::launch(stream, [keep_src = src.storage(), keep_dst = dst.storage()] {}));
