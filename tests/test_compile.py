@@ -214,3 +214,28 @@ def test_streams_and_events_in_a_compiled_function():
 
     x = torch.randn(1000)
     assert_same(torch.compile(f)(x.foo()), (x * 2 + 1).sum())
+
+
+@pytest.mark.slow
+def test_streams_and_events_stay_in_the_graph_as_cuda_s():
+    import torch._dynamo  # noqa: F401  (registers foo's stream tracing)
+    from torch_foo import _dynamo as foo_dynamo
+
+    if not foo_dynamo.streams_in_graph:
+        pytest.skip("this torch's dynamo traces only its own devices' streams into the graph (torch 2.11)")
+
+    def f(x):
+        side = torch.foo.Stream()
+        done = torch.foo.Event()
+        y = x * 2
+        done.record()
+        with torch.foo.stream(side):
+            side.wait_event(done)
+            z = y + 1
+        torch.foo.current_stream().wait_stream(side)
+        torch.foo.synchronize()
+        return z.sum()
+
+    x = torch.randn(1000)
+    # fullgraph: a graph break would raise
+    assert_same(torch.compile(f, fullgraph=True)(x.foo()), (x * 2 + 1).sum())

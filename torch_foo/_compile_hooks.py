@@ -1,7 +1,8 @@
-"""Registers foo's device interface with TorchDynamo when dynamo's ``device_interface`` module is first imported.
+"""Registers foo with TorchDynamo as dynamo is first imported: the device interface after
+``torch._dynamo.device_interface`` has run, the tracing of foo streams and events once all of ``torch._dynamo`` has.
 
-Dynamo has no hook for a PrivateUse1 backend's interface, and importing dynamo with torch_foo would cost seconds, so
-a one-shot import finder registers it right after that module has run (or at once if dynamo is already loaded).
+Dynamo has no hook for a PrivateUse1 backend, and importing dynamo with torch_foo would cost seconds, so an import
+finder runs each registration right after its module has run (or at once if that module is already loaded).
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import importlib.machinery
 import sys
 from typing import Any
 
-_DEVICE_INTERFACE_MODULE = "torch._dynamo.device_interface"
 
 
 def _register_device_interface() -> None:
@@ -19,11 +19,29 @@ def _register_device_interface() -> None:
     _dynamo.register()
 
 
+def _trace_streams_in_graph() -> None:
+    from . import _dynamo
+
+    _dynamo.trace_streams_in_graph()
+
+
+# module -> what registers foo with it once the module has run
+_AFTER_IMPORT = {
+    "torch._dynamo.device_interface": _register_device_interface,
+    "torch._dynamo": _trace_streams_in_graph,
+}
+
+
 class _RegisterAfterImport(importlib.abc.MetaPathFinder):
+    def __init__(self, pending: dict[str, Any]) -> None:
+        self.pending = pending
+
     def find_spec(self, name: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
-        if name != _DEVICE_INTERFACE_MODULE:
+        register = self.pending.pop(name, None)
+        if register is None:
             return None
-        sys.meta_path.remove(self)
+        if not self.pending:
+            sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or spec.loader is None:
             return spec
@@ -31,14 +49,20 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder):
 
         def exec_module(module: Any) -> None:
             run_module(module)
-            _register_device_interface()
+            register()
 
         spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
 
 
 def install() -> None:
-    if _DEVICE_INTERFACE_MODULE in sys.modules:
-        _register_device_interface()
-    elif not any(isinstance(finder, _RegisterAfterImport) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _RegisterAfterImport())
+    if any(isinstance(finder, _RegisterAfterImport) for finder in sys.meta_path):
+        return
+    pending = {}
+    for name, register in _AFTER_IMPORT.items():
+        if name in sys.modules:
+            register()
+        else:
+            pending[name] = register
+    if pending:
+        sys.meta_path.insert(0, _RegisterAfterImport(pending))

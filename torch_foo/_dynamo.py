@@ -1,6 +1,7 @@
-"""foo's device interface for TorchDynamo and Inductor (``torch._dynamo.device_interface``), as CUDA's.
+"""foo's device interface for TorchDynamo and Inductor (``torch._dynamo.device_interface``), as CUDA's, and the
+tracing of foo streams and events into the graph, as CUDA's are traced.
 
-Registered when ``torch._dynamo.device_interface`` is first imported (``_compile_hooks``).
+Registered when ``torch._dynamo.device_interface`` and ``torch._dynamo`` are first imported (``_compile_hooks``).
 """
 from __future__ import annotations
 
@@ -75,3 +76,30 @@ def register() -> None:
     register_interface_for_device("foo", FooInterface)
     for index in range(foo.device_count()):
         register_interface_for_device(f"foo:{index}", FooInterface)
+
+
+# Whether dynamo puts foo's stream and event calls in the graph (set once dynamo is imported).
+streams_in_graph = False
+
+
+def trace_streams_in_graph() -> None:
+    """Has dynamo put foo's stream and event calls in the graph as it puts CUDA's (``torch.ops.streams.*``), instead
+    of tracing them as Python and breaking the graph. Dynamo names CUDA's functions and classes in its own tables;
+    foo's get the same entries. A dynamo without those tables (torch 2.11) keeps breaking the graph around them."""
+    try:
+        from torch._dynamo.variables.torch import TorchInGraphFunctionVariable
+        from torch._dynamo.variables.user_defined import UserDefinedClassVariable
+
+        handlers = TorchInGraphFunctionVariable._get_handlers()
+        in_graph_classes = UserDefinedClassVariable._in_graph_classes()
+        as_cuda = {foo.stream: handlers[torch.cuda.stream],
+                   foo.current_stream: handlers[torch.accelerator.current_stream],
+                   foo.synchronize: handlers[torch.accelerator.synchronize]}
+    except (ImportError, AttributeError, KeyError):
+        return
+    global streams_in_graph
+    streams_in_graph = True
+    for function, handler in as_cuda.items():
+        torch.compiler.allow_in_graph(function)  # traced as a torch function, which the handler then handles
+        handlers[function] = handler
+    in_graph_classes.update({foo.Stream, foo.Event})  # constructed at trace time, as torch.cuda.Stream and Event

@@ -66,6 +66,9 @@ class FooDeviceOpOverrides(DeviceOpOverrides):
     def device_guard(self, device_idx: int) -> str:
         return f"torch.foo.device({device_idx})"
 
+    def current_stream(self) -> str:
+        return "torch.foo.current_stream()"
+
     def cpp_kernel_type(self) -> str:
         return "void*"
 
@@ -84,8 +87,8 @@ class FooWrapperCodegen(PythonWrapperCodegen):
     def make_allocation(self, name, device, dtype, shape, stride, allocation_shape=None, is_pinned=False):
         line = super().make_allocation(name, device, dtype, shape, stride, allocation_shape, is_pinned)
         if device.type == "foo" and device.index is not None:
-            # Inductor scopes only GPU devices' code with a current-device guard: allocate on the device by name (a
-            # buffer left on another device is refused by the kernel launch, not used).
+            # Allocate on the device by name, not through the current device, which only a device guard sets (a buffer
+            # left on another device is refused by the kernel launch, not used).
             line = line.replace("device='foo'", f"device='foo:{device.index}'", 1)
         return line
 
@@ -123,6 +126,16 @@ def _is_cpp_backend_ir(x: Any) -> bool:
 # (and the generated code is the same as for CPU).
 BaseSchedulerNode.is_cpu = _is_cpp_backend_node  # type: ignore[method-assign]
 ir.is_cpu = _is_cpp_backend_ir
+
+# Inductor scopes a GPU device's code with a device guard, inside which it declares the streams of a graph that uses
+# several (torch.foo.stream(...) in the compiled code): foo's code gets the guard too (torch 2.11 has no such streams).
+if hasattr(scheduler, "device_need_guard"):
+    _device_need_guard = scheduler.device_need_guard
+
+    def _foo_or_gpu_needs_guard(device_type: str) -> bool:
+        return device_type == "foo" or _device_need_guard(device_type)
+
+    scheduler.device_need_guard = _foo_or_gpu_needs_guard
 
 _select_algorithm = select_algorithm.AlgorithmSelectorCache.__call__
 
