@@ -199,21 +199,23 @@ def test_device_interface():
     interface.synchronize()
 
 
+def use_streams_and_events(x):
+    side = torch.foo.Stream()
+    done = torch.foo.Event()
+    y = x * 2
+    done.record()
+    with torch.foo.stream(side):
+        side.wait_event(done)
+        z = y + 1
+    torch.foo.current_stream().wait_stream(side)
+    torch.foo.synchronize()
+    return z.sum()
+
+
 @pytest.mark.slow
 def test_streams_and_events_in_a_compiled_function():
-    def f(x):
-        side = torch.foo.Stream()
-        done = torch.foo.Event()
-        y = x * 2
-        done.record()
-        with torch.foo.stream(side):
-            side.wait_event(done)
-            z = y + 1
-        torch.foo.current_stream().wait_stream(side)
-        return z.sum()
-
     x = torch.randn(1000)
-    assert_same(torch.compile(f)(x.foo()), (x * 2 + 1).sum())
+    assert_same(torch.compile(use_streams_and_events)(x.foo()), (x * 2 + 1).sum())
 
 
 @pytest.mark.slow
@@ -223,19 +225,7 @@ def test_streams_and_events_stay_in_the_graph_as_cuda_s():
 
     if not foo_dynamo.streams_in_graph:
         pytest.skip("this torch's dynamo traces only its own devices' streams into the graph (torch 2.11)")
-
-    def f(x):
-        side = torch.foo.Stream()
-        done = torch.foo.Event()
-        y = x * 2
-        done.record()
-        with torch.foo.stream(side):
-            side.wait_event(done)
-            z = y + 1
-        torch.foo.current_stream().wait_stream(side)
-        torch.foo.synchronize()
-        return z.sum()
-
+    torch._dynamo.reset()  # not the frames another test compiled with graph breaks allowed
     x = torch.randn(1000)
     # fullgraph: a graph break would raise
-    assert_same(torch.compile(f, fullgraph=True)(x.foo()), (x * 2 + 1).sum())
+    assert_same(torch.compile(use_streams_and_events, fullgraph=True)(x.foo()), (x * 2 + 1).sum())
