@@ -13,16 +13,24 @@ from typing import Any
 
 
 
+# Both find nothing in torch_foo._dynamo while that module is itself being imported (it imports dynamo, which can run
+# these first): it then registers the interface as its import ends, and foo streams break the graph.
+
+
 def _register_device_interface() -> None:
     from . import _dynamo
 
-    _dynamo.register()
+    register = getattr(_dynamo, "register", None)
+    if register is not None:
+        register()
 
 
 def _trace_streams_in_graph() -> None:
     from . import _dynamo
 
-    _dynamo.trace_streams_in_graph()
+    trace = getattr(_dynamo, "trace_streams_in_graph", None)
+    if trace is not None:
+        trace()
 
 
 # module -> what registers foo with it once the module has run

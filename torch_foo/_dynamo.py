@@ -78,6 +78,9 @@ def register() -> None:
         register_interface_for_device(f"foo:{index}", FooInterface)
 
 
+register()  # also when this module is imported first, before dynamo (see _compile_hooks)
+
+
 # Whether dynamo puts foo's stream and event calls in the graph (set once dynamo is imported).
 streams_in_graph = False
 
