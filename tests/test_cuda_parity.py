@@ -4,6 +4,7 @@ import copy
 import importlib
 import io
 import os
+import pickle
 import pydoc
 import signal
 
@@ -325,6 +326,50 @@ def test_mem_pool_tensors_outlive_the_pool_and_then_join_the_shared_cache():
     assert torch.empty(6, device="foo").data_ptr() == address  # now an ordinary cached block
     torch.foo.empty_cache()
     assert torch.foo.memory_reserved() == reserved
+
+
+def test_memory_snapshot_and_history_as_torch_cuda_memory(tmp_path):
+    torch.foo.empty_cache()
+    torch.foo.memory._record_memory_history(max_entries=100_000)
+    try:
+        kept = torch.empty(MIB, device="foo")  # 4 MiB: a large segment
+        side = torch.foo.Stream("foo:1")
+        with torch.foo.stream(side):
+            gone = torch.ones(10, device="foo:1")  # a small one, on another device and stream
+        gone_address = gone.data_ptr()
+        del gone
+        torch.foo.empty_cache()  # gives the free block back: segment_free
+        with pytest.raises(torch.OutOfMemoryError):
+            torch.empty(1 << 60, dtype=torch.uint8, device="foo")
+        snapshot = torch.foo.memory._snapshot()
+    finally:
+        torch.foo.memory._record_memory_history(None)
+    (segment,) = [s for s in snapshot["segments"] if s["address"] == kept.data_ptr()]
+    assert segment["device"] == 0 and segment["total_size"] == 4 * MIB and segment["segment_type"] == "large"
+    assert segment["allocated_size"] == segment["active_size"] == 4 * MIB and segment["segment_pool_id"] == (0, 0)
+    assert segment["blocks"] == [{"address": kept.data_ptr(), "size": 4 * MIB, "requested_size": 4 * MIB,
+                                  "state": "active_allocated", "frames": []}]
+    assert not [s for s in snapshot["segments"] if s["address"] == gone_address]
+    zero, one = snapshot["device_traces"]
+    assert [(e["action"], e["size"]) for e in zero if e.get("addr") == kept.data_ptr()][-2:] == [
+        ("segment_alloc", 4 * MIB), ("alloc", 4 * MIB)]
+    assert [e["action"] for e in one if e.get("addr") == gone_address][-5:] == [
+        "segment_alloc", "alloc", "free_requested", "free_completed", "segment_free"]
+    assert {e["stream"] for e in one if e.get("addr") == gone_address} == {side.stream_id}
+    assert zero[-1]["action"] == "oom" and zero[-1]["size"] >= 1 << 60 and "addr" not in zero[-1]
+    assert torch.foo.memory._snapshot()["device_traces"] == [[], []]  # stopping forgets the history
+    torch.foo.memory._dump_snapshot(str(tmp_path / "snapshot.pickle"))
+    with open(tmp_path / "snapshot.pickle", "rb") as f:
+        assert set(pickle.load(f)) == {"segments", "device_traces"}
+
+
+def test_mem_pool_snapshot_lists_its_own_segments():
+    pool = torch.foo.MemPool()
+    with torch.foo.use_mem_pool(pool):
+        pooled = torch.empty(100, device="foo")
+    shared = torch.empty(100, device="foo")
+    assert [s["address"] for s in pool.snapshot()] == [pooled.data_ptr()]
+    assert shared.data_ptr() in [s["address"] for s in torch.foo.memory_snapshot()]
 
 
 def test_use_mem_pool_routes_only_the_calling_threads_allocations_on_its_device():

@@ -7,9 +7,11 @@ driver (no graphs, IPC or NVTX).
 - streams and events: ``Stream``, ``Event`` (subclasses of ``torch.Stream``/``torch.Event``), ``StreamContext``,
   ``stream``, ``current_stream``, ``default_stream``, ``set_stream``
 - random numbers: ``manual_seed(_all)``, ``seed(_all)``, ``initial_seed``, ``get/set_rng_state(_all)``
-- memory: ``memory_allocated``, ``memory_reserved``, ``memory_stats``, ``memory_summary``, ``empty_cache``,
-  ``mem_get_info``, ``set_per_process_memory_fraction``, ``caching_allocator_alloc/delete``, ``host_memory_stats``,
-  ``reset_accumulated/peak_host_memory_stats``, ``MemPool`` / ``use_mem_pool``, ``OutOfMemoryError``
+- memory: ``memory_allocated``, ``memory_reserved``, ``memory_stats``, ``memory_summary``, ``memory_snapshot``,
+  ``empty_cache``, ``mem_get_info``, ``set_per_process_memory_fraction``, ``caching_allocator_alloc/delete``,
+  ``host_memory_stats``,
+  ``reset_accumulated/peak_host_memory_stats``, ``MemPool`` / ``use_mem_pool``, ``OutOfMemoryError``;
+  ``torch.foo.memory._record_memory_history`` / ``_snapshot`` / ``_dump_snapshot``
 - mixed precision: ``torch.foo.amp`` (``autocast``, ``GradScaler``); backend switches: ``torch.backends.foo``
 
 Device, stream and memory functions go through PyTorch's generic accelerator layer (``torch.accelerator``,
@@ -27,7 +29,7 @@ import typing as _typing
 
 import torch
 
-from . import _backend_meta, amp
+from . import _backend_meta, amp, memory
 from . import backends as _backends
 
 _DeviceLike = _typing.Union[torch.device, str, int, None]
@@ -40,11 +42,12 @@ __all__ = [
     "manual_seed", "manual_seed_all", "seed", "seed_all", "initial_seed", "get_rng_state", "set_rng_state",
     "get_rng_state_all", "set_rng_state_all", "default_generator",
     "memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved", "memory_stats",
+    "memory_snapshot",
     "reset_peak_memory_stats", "reset_accumulated_memory_stats", "empty_cache", "mem_get_info", "memory_summary",
     "set_per_process_memory_fraction", "get_per_process_memory_fraction", "caching_allocator_alloc",
     "caching_allocator_delete", "host_memory_stats", "reset_accumulated_host_memory_stats",
     "reset_peak_host_memory_stats", "OutOfMemoryError", "MemPool", "use_mem_pool",
-    "get_amp_supported_dtype", "is_bf16_supported", "amp",
+    "get_amp_supported_dtype", "is_bf16_supported", "amp", "memory",
 ]
 
 
@@ -347,6 +350,17 @@ def _is_in_bad_fork() -> bool:
 
 
 # ---- memory ---------------------------------------------------------------------------------------------------------
+def memory_snapshot(mempool_id: tuple[int, int] | None = None,
+                    include_traces: bool = True) -> list[dict[str, _typing.Any]]:
+    """The caching allocator's segments on every foo device, or only memory pool ``mempool_id``'s, as
+    torch.cuda.memory_snapshot (``include_traces`` is accepted for parity: the segments carry no traces; the recorded
+    history is in ``torch.foo.memory._snapshot()["device_traces"]``)."""
+    segments = memory._snapshot()["segments"]
+    if mempool_id is None:
+        return segments
+    return [segment for segment in segments if segment["segment_pool_id"] == tuple(mempool_id)]
+
+
 def memory_stats(device: _DeviceLike = None) -> _collections.OrderedDict[str, _typing.Any]:
     """The caching allocator's statistics for the device, with torch.cuda.memory_stats' keys."""
     return torch.accelerator.memory_stats(_checked_index(device))
@@ -507,6 +521,10 @@ class MemPool:
     def use_count(self) -> int:
         """References to the pool: this object and each active ``use_mem_pool`` context."""
         return 1 + self._users
+
+    def snapshot(self, include_traces: bool = True) -> list[dict[str, _typing.Any]]:
+        """The pool's segments, as torch.cuda.MemPool.snapshot (see ``memory_snapshot``)."""
+        return memory_snapshot(self.id, include_traces)
 
     def __del__(self) -> None:
         if getattr(self, "_id", None) is not None:  # None: __init__ raised

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -95,6 +96,7 @@ struct DevicePool {
   FreeBlocks cached;
   std::vector<PendingFree> pending;
   DeviceStats stats;
+  std::deque<TraceRecord> trace;  // while memory history is recorded
 };
 
 std::string formatBytes(size_t bytes) {
@@ -124,11 +126,15 @@ class CachingAllocator final : public c10::DeviceAllocator {
     std::unique_lock<PoolLock> lock(pool.lock);
     collectPending(pool);
     Block* block = takeCached(pool, mempool, stream, size);
-    if (block == nullptr) block = mallocBlock(pool, lock, device, size, nbytes);
+    if (block == nullptr) {
+      block = mallocBlock(pool, lock, device, size, nbytes, stream, mempool);
+      trace(pool, TraceAction::SegmentAlloc, block->ptr, size, stream, mempool);
+    }
     block->mempool = mempool;
     block->requested = nbytes;
     block->stream = stream;
     pool.live.emplace(block->ptr, block);
+    trace(pool, TraceAction::Alloc, block->ptr, size, stream, mempool);
     auto& stats = pool.stats;
     forEachPool(block->size, [&](size_t pool_type) {
       stats.allocation[pool_type].increase(1);
@@ -303,8 +309,10 @@ class CachingAllocator final : public c10::DeviceAllocator {
                                        c10::Device(kFoo, device));
     }
     if (block->mempool != kGeneralPool && !mempoolLive(block->mempool)) block->mempool = kGeneralPool;
+    trace(pool, TraceAction::FreeRequested, ptr, block->size, block->stream, block->mempool);
     if (block->used_on.empty()) {
       pool.cached[{block->mempool, block->stream, block->size}].push_back(block);
+      trace(pool, TraceAction::FreeCompleted, ptr, block->size, block->stream, block->mempool);
       return;
     }
     PendingFree pending{block, {}};
@@ -373,7 +381,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
   }
 
   Block* mallocBlock(DevicePool& pool, std::unique_lock<PoolLock>& lock, c10::DeviceIndex device, size_t size,
-                     size_t requested) {
+                     size_t requested, c10::StreamId stream, int64_t mempool) {
     void* ptr = nullptr;
     // Over the process's memory fraction counts as out of memory, as in CUDA's allocator.
     auto deviceMalloc = [&] {
@@ -397,6 +405,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
     }
     if (status == foo_rt::Status::OutOfMemory) {
       pool.stats.num_ooms += 1;
+      trace(pool, TraceAction::Oom, nullptr, size, stream, mempool);
       size_t free_bytes = 0, total_bytes = 0;
       foo_rt::memGetInfo(device, &free_bytes, &total_bytes);
       const std::string fraction_note =
@@ -433,13 +442,14 @@ class CachingAllocator final : public c10::DeviceAllocator {
       for (foo_rt::Event e : p.events) foo_rt::eventDestroy(e);
       if (p.block->mempool != kGeneralPool && !mempoolLive(p.block->mempool)) p.block->mempool = kGeneralPool;
       pool.cached[{p.block->mempool, p.block->stream, p.block->size}].push_back(p.block);
+      trace(pool, TraceAction::FreeCompleted, p.block->ptr, p.block->size, p.block->stream, p.block->mempool);
       return true;
     };
     pool.pending.erase(std::remove_if(pool.pending.begin(), pool.pending.end(), done), pool.pending.end());
   }
 
   // Returns one memory pool's cached blocks to the device; the runtime's frees (a syscall each) run without the lock.
-  static void releaseCached(DevicePool& pool, std::unique_lock<PoolLock>& lock, int64_t mempool) {
+  void releaseCached(DevicePool& pool, std::unique_lock<PoolLock>& lock, int64_t mempool) {
     std::vector<Block*> released;
     const auto first = pool.cached.lower_bound({mempool, std::numeric_limits<c10::StreamId>::min(), 0});
     auto last = first;
@@ -450,6 +460,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
           pool.stats.segment[pool_type].decrease(1);
           pool.stats.reserved_bytes[pool_type].decrease(block->size);
         });
+        trace(pool, TraceAction::SegmentFree, block->ptr, block->size, block->stream, block->mempool);
         released.push_back(block);
       }
     }
@@ -462,6 +473,62 @@ class CachingAllocator final : public c10::DeviceAllocator {
     lock.lock();
   }
 
+  // Called with the pool's lock held.
+  void trace(DevicePool& pool, TraceAction action, const void* ptr, size_t size, c10::StreamId stream,
+             int64_t mempool) {
+    if (!recording_.load(std::memory_order_relaxed)) return;
+    const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    pool.trace.push_back({static_cast<int64_t>(&pool - pools_.data()), action, reinterpret_cast<int64_t>(ptr),
+                          static_cast<int64_t>(size), stream, mempool, now.count()});
+    while (pool.trace.size() > max_trace_entries_.load(std::memory_order_relaxed)) pool.trace.pop_front();
+  }
+
+ public:
+  void recordHistory(bool enabled, int64_t max_entries) {
+    TORCH_CHECK_VALUE(max_entries > 0, "max_entries must be positive, got ", max_entries);
+    max_trace_entries_.store(static_cast<size_t>(max_entries));
+    recording_.store(enabled);
+    for (c10::DeviceIndex d = 0; d < deviceCount(); ++d) {
+      DevicePool& pool = poolOf(d);
+      std::lock_guard<PoolLock> lock(pool.lock);
+      if (!enabled) pool.trace.clear();
+      while (pool.trace.size() > static_cast<size_t>(max_entries)) pool.trace.pop_front();
+    }
+  }
+
+  std::vector<BlockRecord> blocks() {
+    std::vector<BlockRecord> records;
+    for (c10::DeviceIndex d = 0; d < deviceCount(); ++d) {
+      DevicePool& pool = poolOf(d);
+      std::lock_guard<PoolLock> lock(pool.lock);
+      auto add = [&](const Block* block, BlockState state) {
+        records.push_back({d, reinterpret_cast<int64_t>(block->ptr), static_cast<int64_t>(block->size),
+                           static_cast<int64_t>(state == BlockState::Inactive ? 0 : block->requested), state,
+                           block->stream, block->mempool});
+      };
+      for (const auto& [ptr, block] : pool.live) add(block, BlockState::ActiveAllocated);
+      for (const PendingFree& pending : pool.pending) add(pending.block, BlockState::ActivePendingFree);
+      for (const auto& [key, free_blocks] : pool.cached) {
+        for (const Block* block : free_blocks) add(block, BlockState::Inactive);
+      }
+    }
+    return records;
+  }
+
+  std::vector<TraceRecord> traces() {
+    std::vector<TraceRecord> records;
+    for (c10::DeviceIndex d = 0; d < deviceCount(); ++d) {
+      DevicePool& pool = poolOf(d);
+      std::lock_guard<PoolLock> lock(pool.lock);
+      records.insert(records.end(), pool.trace.begin(), pool.trace.end());
+    }
+    return records;
+  }
+
+ private:
+  std::atomic<bool> recording_{false};
+  std::atomic<size_t> max_trace_entries_{std::numeric_limits<size_t>::max()};
   std::once_flag pools_created_;
   std::vector<DevicePool> pools_;
   std::mutex mempools_mutex_;
@@ -498,6 +565,12 @@ int64_t createMempool() { return g_allocator.createMempool(); }
 int64_t useMempool(c10::DeviceIndex device, int64_t mempool) { return g_allocator.useMempool(device, mempool); }
 
 void releaseMempool(int64_t mempool) { g_allocator.releaseMempool(mempool); }
+
+std::vector<BlockRecord> snapshotBlocks() { return g_allocator.blocks(); }
+
+std::vector<TraceRecord> snapshotTrace() { return g_allocator.traces(); }
+
+void recordMemoryHistory(bool enabled, int64_t max_entries) { g_allocator.recordHistory(enabled, max_entries); }
 
 REGISTER_ALLOCATOR(kFoo, &g_allocator)
 

@@ -32,4 +32,26 @@ int64_t createMempool();
 int64_t useMempool(c10::DeviceIndex device, int64_t mempool);
 void releaseMempool(int64_t mempool);
 
+// torch.foo.memory._snapshot(): what the allocator holds and, while history is recorded, what it did.
+enum class BlockState : int64_t { Inactive, ActiveAllocated, ActivePendingFree };  // CUDA's snapshot states
+struct BlockRecord {
+  int64_t device, address, size, requested;
+  BlockState state;
+  int64_t stream, mempool;
+};
+// CUDA's trace actions (torch.cuda.memory._snapshot()["device_traces"]).
+enum class TraceAction : int64_t { Alloc, FreeRequested, FreeCompleted, SegmentAlloc, SegmentFree, Oom };
+struct TraceRecord {
+  int64_t device;
+  TraceAction action;
+  int64_t address, size, stream, mempool, time_us;
+};
+// Every block, one segment each (blocks are never split), on every device.
+std::vector<BlockRecord> snapshotBlocks();
+// The recorded events, oldest first, per device in turn.
+std::vector<TraceRecord> snapshotTrace();
+// Starts (keeping at most max_entries events per device, the oldest dropped) or stops recording; stopping forgets
+// the events, as torch.cuda.memory._record_memory_history(None).
+void recordMemoryHistory(bool enabled, int64_t max_entries);
+
 }  // namespace torch_foo

@@ -1,6 +1,6 @@
 // torch.ops.foo operators behind torch.foo's memory functions that torch.accelerator has no binding for:
-// the per-process memory fraction, raw caching-allocator blocks, memory pools and the pinned host allocator's
-// statistics.
+// the per-process memory fraction, raw caching-allocator blocks, memory pools, the allocator's snapshot and history,
+// and the pinned host allocator's statistics.
 #include <ATen/core/CachingHostAllocator.h>
 #include <torch/library.h>
 
@@ -42,6 +42,22 @@ std::tuple<std::vector<std::string>, std::vector<int64_t>> hostMemoryStats() {
   return {names, values};
 }
 
+// Flattened records (torch_foo/memory.py builds torch.cuda.memory._snapshot()'s dictionaries from them): seven
+// numbers per block (device, address, size, requested, state, stream, pool), seven per event (device, action,
+// address, size, stream, pool, time in microseconds).
+std::tuple<std::vector<int64_t>, std::vector<int64_t>> memorySnapshot() {
+  std::vector<int64_t> blocks, events;
+  for (const BlockRecord& b : snapshotBlocks()) {
+    blocks.insert(blocks.end(), {b.device, b.address, b.size, b.requested, static_cast<int64_t>(b.state), b.stream,
+                                 b.mempool});
+  }
+  for (const TraceRecord& e : snapshotTrace()) {
+    events.insert(events.end(),
+                  {e.device, static_cast<int64_t>(e.action), e.address, e.size, e.stream, e.mempool, e.time_us});
+  }
+  return {blocks, events};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(foo, m) {
@@ -64,6 +80,8 @@ TORCH_LIBRARY_FRAGMENT(foo, m) {
     return useMempool(static_cast<c10::DeviceIndex>(device), mempool);
   });
   m.def("mempool_release(int mempool) -> ()", &releaseMempool);
+  m.def("memory_snapshot() -> (int[], int[])", &memorySnapshot);
+  m.def("record_memory_history(bool enabled, int max_entries) -> ()", &recordMemoryHistory);
   m.def("host_memory_stats() -> (str[], int[])", &hostMemoryStats);
   m.def("reset_host_memory_stats(bool peak) -> ()", [](bool peak) {
     at::HostAllocator* allocator = at::getHostAllocator(kFoo);
