@@ -218,6 +218,15 @@ def test_streams_and_events_in_a_compiled_function():
     assert_same(torch.compile(use_streams_and_events)(x.foo()), (x * 2 + 1).sum())
 
 
+def compiled_code(fn, *args):
+    """fn compiled with fullgraph=True (a graph break raises), its result on args and the wrapper's call()."""
+    from torch._inductor.utils import run_and_get_code
+
+    torch._dynamo.reset()  # not frames another test compiled with graph breaks allowed
+    result, (code,) = run_and_get_code(torch.compile(fn, fullgraph=True), *args)
+    return result, code[code.index("def call("):]
+
+
 @pytest.mark.slow
 def test_streams_and_events_stay_in_the_graph_as_cuda_s():
     import torch._dynamo  # noqa: F401  (registers foo's stream tracing)
@@ -225,7 +234,31 @@ def test_streams_and_events_stay_in_the_graph_as_cuda_s():
 
     if not foo_dynamo.streams_in_graph:
         pytest.skip("this torch's dynamo traces only its own devices' streams into the graph (torch 2.11)")
-    torch._dynamo.reset()  # not the frames another test compiled with graph breaks allowed
     x = torch.randn(1000)
-    # fullgraph: a graph break would raise
-    assert_same(torch.compile(use_streams_and_events, fullgraph=True)(x.foo()), (x * 2 + 1).sum())
+    result, _ = compiled_code(use_streams_and_events, x.foo())
+    assert_same(result, (x * 2 + 1).sum())
+
+    def synchronize_after_a_kernel(t):
+        u = t + 1
+        torch.foo.synchronize()
+        return u
+
+    result, call = compiled_code(synchronize_after_a_kernel, x.foo())
+    assert_same(result, x + 1)
+    assert call.index("launch_foo_kernel(") < call.index("streams.synchronize_device"), call
+
+    side = torch.foo.Stream()
+
+    def one_kernel_on_each_stream(t):
+        on_default = t * 2
+        with torch.foo.stream(side):
+            on_side = t + 1
+        torch.foo.current_stream().wait_stream(side)
+        return on_default, on_side
+
+    result, call = compiled_code(one_kernel_on_each_stream, x.foo())
+    assert_same(result[0], x * 2)
+    assert_same(result[1], x + 1)
+    on_side_stream = call[call.index("with stream1:"):]
+    on_side_stream = on_side_stream[:on_side_stream.index("with default_stream:")]
+    assert "cpp_fused_add" in on_side_stream and "cpp_fused_mul" not in on_side_stream, call

@@ -137,6 +137,36 @@ if hasattr(scheduler, "device_need_guard"):
 
     scheduler.device_need_guard = _foo_or_gpu_needs_guard
 
+
+
+def _on_foo(scheduler_: scheduler.Scheduler) -> bool:
+    return scheduler_.current_device is not None and scheduler_.current_device.type == "foo"
+
+
+_codegen_extern_call = scheduler.Scheduler.codegen_extern_call
+
+
+def _extern_call_after_pending_kernels(self: scheduler.Scheduler, node: BaseSchedulerNode) -> None:
+    if node.get_device() is None and _on_foo(self):
+        self.flush()
+    _codegen_extern_call(self, node)
+
+
+# Inductor's C++ backend holds a device's kernels back and writes them out together when a node of another device or
+# an extern kernel with a device comes. An op without a device (torch.ops.streams.*: foo's event records and waits,
+# synchronize) and a stream switch do not write them out, so kernels issued before would land after the op or in the
+# next stream's context: on foo the pending kernels are written out first.
+scheduler.Scheduler.codegen_extern_call = _extern_call_after_pending_kernels  # type: ignore[method-assign]
+if hasattr(scheduler.Scheduler, "generate_stream_ctx_switching"):  # torch 2.11 has no streams in graphs
+    _switch_stream = scheduler.Scheduler.generate_stream_ctx_switching
+
+    def _switch_stream_after_pending_kernels(self: scheduler.Scheduler, node: BaseSchedulerNode) -> None:
+        if _on_foo(self) and self.node_to_stream.get(node) != self.current_stream_idx:
+            self.flush()
+        _switch_stream(self, node)
+
+    scheduler.Scheduler.generate_stream_ctx_switching = _switch_stream_after_pending_kernels  # type: ignore
+
 _select_algorithm = select_algorithm.AlgorithmSelectorCache.__call__
 
 
