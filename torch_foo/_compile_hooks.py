@@ -9,39 +9,33 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import sys
-from typing import Any
+from typing import Any, Callable
 
 
+def _call_in_dynamo_module(function: str) -> Callable[[], None]:
+    """A registration: torch_foo._dynamo's `function`, called when it exists. It does not while that module is itself
+    being imported (it imports dynamo, which can run registrations first): the module then registers the interface as
+    its import ends, and foo streams break the graph."""
 
-# Both find nothing in torch_foo._dynamo while that module is itself being imported (it imports dynamo, which can run
-# these first): it then registers the interface as its import ends, and foo streams break the graph.
+    def register() -> None:
+        from . import _dynamo
 
+        run = getattr(_dynamo, function, None)
+        if run is not None:
+            run()
 
-def _register_device_interface() -> None:
-    from . import _dynamo
-
-    register = getattr(_dynamo, "register", None)
-    if register is not None:
-        register()
-
-
-def _trace_streams_in_graph() -> None:
-    from . import _dynamo
-
-    trace = getattr(_dynamo, "trace_streams_in_graph", None)
-    if trace is not None:
-        trace()
+    return register
 
 
 # module -> what registers foo with it once the module has run
 _AFTER_IMPORT = {
-    "torch._dynamo.device_interface": _register_device_interface,
-    "torch._dynamo": _trace_streams_in_graph,
+    "torch._dynamo.device_interface": _call_in_dynamo_module("register"),
+    "torch._dynamo": _call_in_dynamo_module("trace_streams_in_graph"),
 }
 
 
 class _RegisterAfterImport(importlib.abc.MetaPathFinder):
-    def __init__(self, pending: dict[str, Any]) -> None:
+    def __init__(self, pending: dict[str, Callable[[], None]]) -> None:
         self.pending = pending
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:

@@ -138,7 +138,6 @@ if hasattr(scheduler, "device_need_guard"):
     scheduler.device_need_guard = _foo_or_gpu_needs_guard
 
 
-
 def _on_foo(scheduler_: scheduler.Scheduler) -> bool:
     return scheduler_.current_device is not None and scheduler_.current_device.type == "foo"
 

@@ -9,8 +9,8 @@ driver (no graphs, IPC or NVTX).
 - random numbers: ``manual_seed(_all)``, ``seed(_all)``, ``initial_seed``, ``get/set_rng_state(_all)``
 - memory: ``memory_allocated``, ``memory_reserved``, ``memory_stats``, ``memory_summary``, ``memory_snapshot``,
   ``empty_cache``, ``mem_get_info``, ``set_per_process_memory_fraction``, ``caching_allocator_alloc/delete``,
-  ``host_memory_stats``,
-  ``reset_accumulated/peak_host_memory_stats``, ``MemPool`` / ``use_mem_pool``, ``OutOfMemoryError``;
+  ``host_memory_stats``, ``reset_accumulated/peak_host_memory_stats``, ``MemPool`` / ``use_mem_pool``,
+  ``OutOfMemoryError``;
   ``torch.foo.memory._record_memory_history`` / ``_snapshot`` / ``_dump_snapshot``
 - mixed precision: ``torch.foo.amp`` (``autocast``, ``GradScaler``); backend switches: ``torch.backends.foo``
 

@@ -481,7 +481,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
         std::chrono::system_clock::now().time_since_epoch());
     pool.trace.push_back({static_cast<int64_t>(&pool - pools_.data()), action, reinterpret_cast<int64_t>(ptr),
                           static_cast<int64_t>(size), stream, mempool, now.count()});
-    while (pool.trace.size() > max_trace_entries_.load(std::memory_order_relaxed)) pool.trace.pop_front();
+    if (pool.trace.size() > max_trace_entries_.load(std::memory_order_relaxed)) pool.trace.pop_front();
   }
 
  public:
