@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch._dynamo.testing
 import torch.nn as nn
+import torch.nn.functional as F
 import torch_foo  # noqa: F401
 from torch._dynamo.device_interface import get_interface_for_device
 
@@ -115,6 +116,21 @@ def test_transformer_block_training_step():
     model = nn.TransformerEncoderLayer(64, 8, 128, dropout=0.0, activation="gelu", batch_first=True)
     inputs = [torch.randn(2, 16, 64) for _ in range(2)]
     assert_compiled_same(model, inputs, steps=2, optimizer=sgd)
+
+
+@pytest.mark.slow
+def test_attention_compiles_to_the_kernel_it_compiles_to_on_cpu():
+    # Inductor keeps the attention kernel ATen picks for the fake inputs: foo's pick is CPU's (one fused kernel).
+    q, k, v = torch.randn(3, 2, 4, 16, 8).unbind()
+
+    def attention(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    results = {}
+    for device in ("cpu", "foo"):
+        results[device], code = compiled_code(attention, q.to(device), k.to(device), v.to(device))
+        assert "_scaled_dot_product_flash_attention_for_cpu" in code, code
+    assert_same(results["foo"], results["cpu"])
 
 
 @pytest.mark.slow

@@ -317,6 +317,26 @@ def test_softmax_family_with_backward(a, device):
         check(forward_backward(fn), a, device=device)
 
 
+@given(shape=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(0, 9), st.sampled_from([1, 8, 16])),
+       kv_length=st.integers(1, 9), dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16]),
+       causal=st.booleans(), masked=st.booleans(), device=DEVICES)
+def test_scaled_dot_product_attention_with_backward(shape, kv_length, dtype, causal, masked, device):
+    # Bit-exact: foo takes the kernel CPU takes for the same shapes (CPU's flash kernel, or the math composite).
+    batch, heads, length, head_dim = shape
+    q = make(shape, dtype, "contiguous", 0)
+    k, v = (make((batch, heads, kv_length, head_dim), dtype, layout, seed) for seed, layout in ((1, "transposed"),
+                                                                                                 (2, "contiguous")))
+    mask = make((length, kv_length), torch.bool, "contiguous", 3) if masked else None
+
+    def forward_backward(q, k, v, mask):
+        q, k, v = (copy_to(t.detach(), t.device).requires_grad_() for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+        out.sum().backward()
+        return out.detach(), q.grad, k.grad, v.grad
+
+    check(forward_backward, q, k, v, mask, device=device)
+
+
 @pytest.mark.parametrize("loss_fn", [F.nll_loss, F.cross_entropy])
 @given(batch=st.sampled_from([None, 0, 1, 2, 5]), classes=st.integers(1, 5), dtype=st.sampled_from(FLOAT_DTYPES),
        weighted=st.booleans(), ignore_index=st.sampled_from([-100, 0, 2]),
