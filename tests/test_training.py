@@ -77,6 +77,38 @@ def test_autocast_casts_as_on_cuda():
     assert (a @ b).dtype == torch.float32
 
 
+def test_autocast_policies_cast_each_kind_of_argument():
+    # Each policy's boxed kernel finds the tensors among the arguments: tensors, optional tensors, tensor lists and
+    # the optional dtype. Results equal CPU running the casts CUDA's autocast makes.
+    torch.manual_seed(0)
+    a, b, w, bias = torch.randn(8, 8), torch.randn(8, 8), torch.randn(4, 3, 3, 3), torch.randn(4)
+    x, index, half = torch.randn(2, 3, 6, 6), torch.tensor([1, 3]), torch.bfloat16
+    cases = [  # (fn, its CPU equivalent with autocast's casts spelled out, result dtype)
+        (lambda a, b: torch.linalg.multi_dot([a, b, a]),
+         lambda a, b: torch.linalg.multi_dot([a.to(half), b.to(half), a.to(half)]), half),  # tensor list
+        (lambda x, w, bias: F.conv2d(x, w, bias), lambda x, w, bias: F.conv2d(x.to(half), w.to(half), bias.to(half)),
+         half),  # optional tensor
+        (lambda a, b: F.layer_norm(a.to(half), (8,), b[0].to(half), b[1]),
+         lambda a, b: F.layer_norm(a.to(half).float(), (8,), b[0].to(half).float(), b[1]), torch.float32),
+        (lambda a: torch.sum(a.to(half), 1), lambda a: torch.sum(a.to(half), 1, dtype=torch.float32), torch.float32),
+        (lambda a: torch.sum(a.to(half), dtype=torch.float64), lambda a: torch.sum(a.to(half), dtype=torch.float64),
+         torch.float64),  # an explicit dtype wins
+        (lambda a: torch.cumsum(a.long(), 0), lambda a: torch.cumsum(a.long(), 0), torch.int64),  # not eligible
+        (lambda a, b: torch.index_put(a.to(half), (index.to(a.device),), b[:2]),
+         lambda a, b: torch.index_put(a.to(half).float(), (index,), b[:2]), torch.float32),  # promote
+        (lambda a, b: torch.dot(a[0].to(half), b[0].to(half)), lambda a, b: torch.dot(a[0].to(half), b[0].to(half)),
+         half),
+        (lambda a: torch.norm(a.to(half)), lambda a: torch.norm(a.to(half), dtype=torch.float32), torch.float32),
+    ]
+    for fn, expected_fn, dtype in cases:
+        arguments = {1: (a,), 2: (a, b), 3: (x, w, bias)}[fn.__code__.co_argcount]
+        with torch.autocast("foo", dtype=half):
+            result = fn(*(t.foo() for t in arguments))
+        expected = expected_fn(*arguments)
+        assert result.dtype == expected.dtype == dtype
+        torch.testing.assert_close(result.cpu(), expected, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("device", ["foo:0", "foo:1"])
 def test_mixed_precision_training_with_grad_scaler(device):
     torch.manual_seed(0)

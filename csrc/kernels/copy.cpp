@@ -3,11 +3,11 @@
 // Dense same-dtype copies are runtime memcpys on the current stream of the foo device involved (asynchronous with
 // non_blocking and pinned host memory). Anything else (dtype conversion, broadcasting, strides) is converted by a
 // kernel on whichever side can do it, then moved by a dense memcpy.
-#include <ATen/ExpandUtils.h>
 #include <ATen/ops/_copy_from_and_resize_native.h>
 #include <ATen/ops/_local_scalar_dense_native.h>
 #include <ATen/ops/_neg_view.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/empty_strided.h>
 
 #include "foo/kernel_scope.h"
 #include "foo/profiler.h"
@@ -132,10 +132,11 @@ void copyHonouringMathBits(const at::Tensor& src, const at::Tensor& dst, bool no
 at::Tensor copyFrom(const at::Tensor& self, const at::Tensor& dst, bool non_blocking) {
   TORCH_CHECK(self.defined() && dst.defined(), "copy_: undefined tensor");
   if (dst.numel() == 0) {
-    // Nothing to move, but the shapes must still broadcast, as on CPU.
-    const auto shape = at::infer_size_dimvector(dst.sizes(), self.sizes());  // raises CPU's mismatch message
-    TORCH_CHECK(dst.sizes().equals(shape), "output with shape ", dst.sizes(), " doesn't match the broadcast shape ",
-                shape);
+    // Nothing to move, but the shapes must still broadcast: CPU's copy_ checks them (and raises CPU's errors) on
+    // stand-ins of the same shapes and dtypes, the source one holding a single element.
+    const auto cpu = dst.options().device(c10::kCPU);
+    at::empty(dst.sizes(), cpu).copy_(at::empty_strided(self.sizes(), std::vector<int64_t>(self.dim(), 0),
+                                                        self.options().device(c10::kCPU)));
     return dst;
   }
   if (isFoo(self) && isFoo(dst) && self.device() == dst.device()) {

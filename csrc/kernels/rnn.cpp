@@ -1,7 +1,6 @@
 // Recurrent cells: the fused LSTM and GRU cell kernels (and their backward) that nn.LSTM, nn.GRU and the cells call
 // on an accelerator. CPU has no kernels for them (it runs the unfused cell), so the formulas of PyTorch's CUDA kernels
 // are written here as ATen ops on the device memory, in one kernel scope each.
-#include <ATen/TensorOperators.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/zeros_like.h>
 
@@ -15,6 +14,13 @@ using at::Tensor;
 using OptionalTensor = std::optional<Tensor>;
 
 bool defined(const OptionalTensor& t) { return t.has_value() && t->defined(); }
+
+// The arithmetic of the formulas below. ATen/TensorOperators.h has these operators too, but includes every
+// operator's header: about 5 s more to compile this file.
+Tensor operator+(const Tensor& a, const Tensor& b) { return a.add(b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return a.sub(b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return a.mul(b); }
+Tensor operator-(const at::Scalar& a, const Tensor& b) { return b.neg().add(a); }
 
 Tensor gatePreactivations(const Tensor& input_gates, const Tensor& hidden_gates, const OptionalTensor& input_bias,
                           const OptionalTensor& hidden_bias) {
