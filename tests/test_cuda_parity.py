@@ -7,6 +7,7 @@ import os
 import pickle
 import pydoc
 import signal
+import sys
 
 import pytest
 import torch
@@ -332,11 +333,13 @@ def test_memory_snapshot_and_history_as_torch_cuda_memory(tmp_path):
     torch.foo.empty_cache()
     torch.foo.memory._record_memory_history(max_entries=100_000)
     try:
+        kept_line = sys._getframe().f_lineno + 1
         kept = torch.empty(MIB, device="foo")  # 4 MiB: a large segment
         side = torch.foo.Stream("foo:1")
         with torch.foo.stream(side):
             gone = torch.ones(10, device="foo:1")  # a small one, on another device and stream
         gone_address = gone.data_ptr()
+        gone_line = sys._getframe().f_lineno + 1
         del gone
         torch.foo.empty_cache()  # gives the free block back: segment_free
         with pytest.raises(torch.OutOfMemoryError):
@@ -347,8 +350,10 @@ def test_memory_snapshot_and_history_as_torch_cuda_memory(tmp_path):
     (segment,) = [s for s in snapshot["segments"] if s["address"] == kept.data_ptr()]
     assert segment["device"] == 0 and segment["total_size"] == 4 * MIB and segment["segment_type"] == "large"
     assert segment["allocated_size"] == segment["active_size"] == 4 * MIB and segment["segment_pool_id"] == (0, 0)
+    here = {"filename": __file__, "name": "test_memory_snapshot_and_history_as_torch_cuda_memory"}
     assert segment["blocks"] == [{"address": kept.data_ptr(), "size": 4 * MIB, "requested_size": 4 * MIB,
-                                  "state": "active_allocated", "frames": []}]
+                                  "state": "active_allocated", "frames": segment["frames"]}]
+    assert segment["frames"][0] == {**here, "line": kept_line}  # the Python stack, innermost frame first
     assert not [s for s in snapshot["segments"] if s["address"] == gone_address]
     zero, one = snapshot["device_traces"]
     assert [(e["action"], e["size"]) for e in zero if e.get("addr") == kept.data_ptr()][-2:] == [
@@ -356,11 +361,36 @@ def test_memory_snapshot_and_history_as_torch_cuda_memory(tmp_path):
     assert [e["action"] for e in one if e.get("addr") == gone_address][-5:] == [
         "segment_alloc", "alloc", "free_requested", "free_completed", "segment_free"]
     assert {e["stream"] for e in one if e.get("addr") == gone_address} == {side.stream_id}
+    (free,) = [e for e in one if e.get("addr") == gone_address and e["action"] == "free_requested"][-1:]
+    assert free["frames"][0] == {**here, "line": gone_line}
     assert zero[-1]["action"] == "oom" and zero[-1]["size"] >= 1 << 60 and "addr" not in zero[-1]
     assert torch.foo.memory._snapshot()["device_traces"] == [[], []]  # stopping forgets the history
     torch.foo.memory._dump_snapshot(str(tmp_path / "snapshot.pickle"))
     with open(tmp_path / "snapshot.pickle", "rb") as f:
         assert set(pickle.load(f)) == {"segments", "device_traces"}
+
+
+@pytest.mark.parametrize("enabled, context", [("all", None), ("all", "alloc"), ("state", "state")])
+def test_memory_history_records_the_stacks_context_asks_for(enabled, context):
+    torch.foo.memory._record_memory_history(enabled, context=context, stacks="python")
+    try:
+        x = torch.empty(1000, device="foo")
+        address = x.data_ptr()
+        del x
+        kept = torch.empty(1000, device="foo")
+        snapshot = torch.foo.memory._snapshot()
+    finally:
+        torch.foo.memory._record_memory_history(None)
+    events = [e for e in snapshot["device_traces"][0] if e.get("addr") == address]
+    (block,) = [s for s in snapshot["segments"] if s["address"] == kept.data_ptr()]
+    assert bool(block["frames"]) == (context is not None)
+    if enabled == "state":
+        assert events == []
+    else:
+        assert [bool(e["frames"]) for e in events if e["action"] in ("alloc", "free_requested")][:2] == [
+            context is not None, context == "all"]  # x's (kept may reuse its block)
+    with pytest.raises(ValueError, match="context must be"):
+        torch.foo.memory._record_memory_history(context="some")
 
 
 def test_mem_pool_snapshot_lists_its_own_segments():

@@ -19,6 +19,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "foo/stack_traces.h"
 #include "foo/stream.h"
 
 namespace torch_foo {
@@ -48,7 +49,10 @@ struct Block {
   size_t requested = 0;
   c10::StreamId stream = 0;
   std::unordered_set<foo_rt::Stream> used_on;  // other streams (of any device) recorded with recordStream
+  std::shared_ptr<c10::GatheredContext> stack;  // where it was allocated, while stacks are recorded
 };
+
+using Stack = std::shared_ptr<c10::GatheredContext>;
 
 struct PendingFree {
   Block* block;
@@ -123,18 +127,20 @@ class CachingAllocator final : public c10::DeviceAllocator {
     const size_t size = roundedBlockSize(nbytes);
     const c10::StreamId stream = currentStreamId(device);
     const int64_t mempool = activeMempool(device);
+    Stack stack = gatherStack(StackContext::Alloc);  // before the lock: it takes the GIL
     std::unique_lock<PoolLock> lock(pool.lock);
     collectPending(pool);
     Block* block = takeCached(pool, mempool, stream, size);
     if (block == nullptr) {
-      block = mallocBlock(pool, lock, device, size, nbytes, stream, mempool);
-      trace(pool, TraceAction::SegmentAlloc, block->ptr, size, stream, mempool);
+      block = mallocBlock(pool, lock, device, size, nbytes, stream, mempool, stack);
+      trace(pool, TraceAction::SegmentAlloc, block->ptr, size, stream, mempool, stack);
     }
     block->mempool = mempool;
     block->requested = nbytes;
     block->stream = stream;
     pool.live.emplace(block->ptr, block);
-    trace(pool, TraceAction::Alloc, block->ptr, size, stream, mempool);
+    trace(pool, TraceAction::Alloc, block->ptr, size, stream, mempool, stack);
+    block->stack = std::move(stack);
     auto& stats = pool.stats;
     forEachPool(block->size, [&](size_t pool_type) {
       stats.allocation[pool_type].increase(1);
@@ -290,6 +296,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
     const int device = foo_rt::pointerDevice(ptr);
     if (device < 0) return;  // never ours; nothing sane to do in a deleter
     DevicePool& pool = poolOf(device);
+    const Stack stack = gatherStack(StackContext::AllocAndFree);  // before the lock: it takes the GIL
     std::lock_guard<PoolLock> lock(pool.lock);
     auto it = pool.live.find(ptr);
     if (it == pool.live.end()) return;
@@ -309,10 +316,11 @@ class CachingAllocator final : public c10::DeviceAllocator {
                                        c10::Device(kFoo, device));
     }
     if (block->mempool != kGeneralPool && !mempoolLive(block->mempool)) block->mempool = kGeneralPool;
-    trace(pool, TraceAction::FreeRequested, ptr, block->size, block->stream, block->mempool);
+    block->stack.reset();
+    trace(pool, TraceAction::FreeRequested, ptr, block->size, block->stream, block->mempool, stack);
     if (block->used_on.empty()) {
       pool.cached[{block->mempool, block->stream, block->size}].push_back(block);
-      trace(pool, TraceAction::FreeCompleted, ptr, block->size, block->stream, block->mempool);
+      trace(pool, TraceAction::FreeCompleted, ptr, block->size, block->stream, block->mempool, stack);
       return;
     }
     PendingFree pending{block, {}};
@@ -381,7 +389,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
   }
 
   Block* mallocBlock(DevicePool& pool, std::unique_lock<PoolLock>& lock, c10::DeviceIndex device, size_t size,
-                     size_t requested, c10::StreamId stream, int64_t mempool) {
+                     size_t requested, c10::StreamId stream, int64_t mempool, const Stack& stack) {
     void* ptr = nullptr;
     // Over the process's memory fraction counts as out of memory, as in CUDA's allocator.
     auto deviceMalloc = [&] {
@@ -405,7 +413,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
     }
     if (status == foo_rt::Status::OutOfMemory) {
       pool.stats.num_ooms += 1;
-      trace(pool, TraceAction::Oom, nullptr, size, stream, mempool);
+      trace(pool, TraceAction::Oom, nullptr, size, stream, mempool, stack);
       size_t free_bytes = 0, total_bytes = 0;
       foo_rt::memGetInfo(device, &free_bytes, &total_bytes);
       const std::string fraction_note =
@@ -473,22 +481,29 @@ class CachingAllocator final : public c10::DeviceAllocator {
     lock.lock();
   }
 
+  // The caller's Python stack when stacks are recorded for `action` (none on a stream worker: no Python runs there).
+  Stack gatherStack(StackContext action) const {
+    if (stack_context_.load(std::memory_order_relaxed) < action || foo_rt::onStreamWorker()) return nullptr;
+    return gatherPythonStack();
+  }
+
   // Called with the pool's lock held.
   void trace(DevicePool& pool, TraceAction action, const void* ptr, size_t size, c10::StreamId stream,
-             int64_t mempool) {
+             int64_t mempool, Stack stack = nullptr) {
     if (!recording_.load(std::memory_order_relaxed)) return;
     const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::system_clock::now().time_since_epoch());
     pool.trace.push_back({static_cast<int64_t>(&pool - pools_.data()), action, reinterpret_cast<int64_t>(ptr),
-                          static_cast<int64_t>(size), stream, mempool, now.count()});
+                          static_cast<int64_t>(size), stream, mempool, now.count(), std::move(stack)});
     if (pool.trace.size() > max_trace_entries_.load(std::memory_order_relaxed)) pool.trace.pop_front();
   }
 
  public:
-  void recordHistory(bool enabled, int64_t max_entries) {
+  void recordHistory(bool enabled, int64_t max_entries, StackContext stacks) {
     TORCH_CHECK_VALUE(max_entries > 0, "max_entries must be positive, got ", max_entries);
     max_trace_entries_.store(static_cast<size_t>(max_entries));
     recording_.store(enabled);
+    stack_context_.store(stacks);
     for (c10::DeviceIndex d = 0; d < deviceCount(); ++d) {
       DevicePool& pool = poolOf(d);
       std::lock_guard<PoolLock> lock(pool.lock);
@@ -505,7 +520,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
       auto add = [&](const Block* block, BlockState state) {
         records.push_back({d, reinterpret_cast<int64_t>(block->ptr), static_cast<int64_t>(block->size),
                            static_cast<int64_t>(state == BlockState::Inactive ? 0 : block->requested), state,
-                           block->stream, block->mempool});
+                           block->stream, block->mempool, block->stack});
       };
       for (const auto& [ptr, block] : pool.live) add(block, BlockState::ActiveAllocated);
       for (const PendingFree& pending : pool.pending) add(pending.block, BlockState::ActivePendingFree);
@@ -528,6 +543,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
 
  private:
   std::atomic<bool> recording_{false};
+  std::atomic<StackContext> stack_context_{StackContext::None};
   std::atomic<size_t> max_trace_entries_{std::numeric_limits<size_t>::max()};
   std::once_flag pools_created_;
   std::vector<DevicePool> pools_;
@@ -570,7 +586,9 @@ std::vector<BlockRecord> snapshotBlocks() { return g_allocator.blocks(); }
 
 std::vector<TraceRecord> snapshotTrace() { return g_allocator.traces(); }
 
-void recordMemoryHistory(bool enabled, int64_t max_entries) { g_allocator.recordHistory(enabled, max_entries); }
+void recordMemoryHistory(bool enabled, int64_t max_entries, StackContext stacks) {
+  g_allocator.recordHistory(enabled, max_entries, stacks);
+}
 
 REGISTER_ALLOCATOR(kFoo, &g_allocator)
 

@@ -3,6 +3,8 @@
 
 #include <c10/core/CachingDeviceAllocator.h>
 
+#include <memory>
+
 #include "foo/common.h"
 
 namespace torch_foo {
@@ -38,6 +40,7 @@ struct BlockRecord {
   int64_t device, address, size, requested;
   BlockState state;
   int64_t stream, mempool;
+  std::shared_ptr<c10::GatheredContext> stack;  // where it was allocated, if recorded (see recordMemoryHistory)
 };
 // CUDA's trace actions (torch.cuda.memory._snapshot()["device_traces"]).
 enum class TraceAction : int64_t { Alloc, FreeRequested, FreeCompleted, SegmentAlloc, SegmentFree, Oom };
@@ -45,13 +48,16 @@ struct TraceRecord {
   int64_t device;
   TraceAction action;
   int64_t address, size, stream, mempool, time_us;
+  std::shared_ptr<c10::GatheredContext> stack;  // the Python stack of the allocation or free, if recorded
 };
 // Every block, one segment each (blocks are never split), on every device.
 std::vector<BlockRecord> snapshotBlocks();
 // The recorded events, oldest first, per device in turn.
 std::vector<TraceRecord> snapshotTrace();
-// Starts (keeping at most max_entries events per device, the oldest dropped) or stops recording; stopping forgets
-// the events, as torch.cuda.memory._record_memory_history(None).
-void recordMemoryHistory(bool enabled, int64_t max_entries);
+// Starts (keeping at most max_entries events per device, the oldest dropped) or stops recording events; stopping
+// forgets them, as torch.cuda.memory._record_memory_history(None). Python stacks are gathered (with the history
+// or, for blocks, without it) for allocations, or for allocations and frees, as CUDA's `context` chooses.
+enum class StackContext : int64_t { None, Alloc, AllocAndFree };
+void recordMemoryHistory(bool enabled, int64_t max_entries, StackContext stacks);
 
 }  // namespace torch_foo

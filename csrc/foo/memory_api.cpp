@@ -4,8 +4,11 @@
 #include <ATen/core/CachingHostAllocator.h>
 #include <torch/library.h>
 
+#include <unordered_map>
+
 #include "foo/allocator.h"
 #include "foo/common.h"
+#include "foo/stack_traces.h"
 
 namespace torch_foo {
 namespace {
@@ -42,20 +45,40 @@ std::tuple<std::vector<std::string>, std::vector<int64_t>> hostMemoryStats() {
   return {names, values};
 }
 
-// Flattened records (torch_foo/memory.py builds torch.cuda.memory._snapshot()'s dictionaries from them): seven
-// numbers per block (device, address, size, requested, state, stream, pool), seven per event (device, action,
-// address, size, stream, pool, time in microseconds).
-std::tuple<std::vector<int64_t>, std::vector<int64_t>> memorySnapshot() {
+// Flattened records (torch_foo/memory.py builds torch.cuda.memory._snapshot()'s dictionaries from them): eight
+// numbers per block (device, address, size, requested, state, stream, pool, stack), eight per event (device, action,
+// address, size, stream, pool, time in microseconds, stack); the frames (file, function and line of each) and the
+// stacks (each as its frame count, then the indices of its frames). A stack of -1 is none.
+std::tuple<std::vector<int64_t>, std::vector<int64_t>, std::vector<std::string>, std::vector<std::string>,
+           std::vector<int64_t>, std::vector<int64_t>>
+memorySnapshot() {
+  const std::vector<BlockRecord> block_records = snapshotBlocks();
+  const std::vector<TraceRecord> trace_records = snapshotTrace();
+  std::vector<c10::GatheredContext*> stacks;
+  std::unordered_map<const c10::GatheredContext*, int64_t> stack_index;
+  auto indexOf = [&](const std::shared_ptr<c10::GatheredContext>& stack) -> int64_t {
+    if (!stack) return -1;
+    const auto [it, added] = stack_index.emplace(stack.get(), static_cast<int64_t>(stacks.size()));
+    if (added) stacks.push_back(stack.get());
+    return it->second;
+  };
   std::vector<int64_t> blocks, events;
-  for (const BlockRecord& b : snapshotBlocks()) {
+  for (const BlockRecord& b : block_records) {
     blocks.insert(blocks.end(), {b.device, b.address, b.size, b.requested, static_cast<int64_t>(b.state), b.stream,
-                                 b.mempool});
+                                 b.mempool, indexOf(b.stack)});
   }
-  for (const TraceRecord& e : snapshotTrace()) {
-    events.insert(events.end(),
-                  {e.device, static_cast<int64_t>(e.action), e.address, e.size, e.stream, e.mempool, e.time_us});
+  for (const TraceRecord& e : trace_records) {
+    events.insert(events.end(), {e.device, static_cast<int64_t>(e.action), e.address, e.size, e.stream, e.mempool,
+                                 e.time_us, indexOf(e.stack)});
   }
-  return {blocks, events};
+  SymbolizedStacks symbolized = symbolizeStacks(stacks);
+  std::vector<int64_t> flat_stacks;
+  for (const std::vector<int64_t>& frames : symbolized.frames) {
+    flat_stacks.push_back(static_cast<int64_t>(frames.size()));
+    flat_stacks.insert(flat_stacks.end(), frames.begin(), frames.end());
+  }
+  return {blocks, events, std::move(symbolized.files), std::move(symbolized.functions), std::move(symbolized.lines),
+          flat_stacks};
 }
 
 }  // namespace
@@ -80,8 +103,14 @@ TORCH_LIBRARY_FRAGMENT(foo, m) {
     return useMempool(static_cast<c10::DeviceIndex>(device), mempool);
   });
   m.def("mempool_release(int mempool) -> ()", &releaseMempool);
-  m.def("memory_snapshot() -> (int[], int[])", &memorySnapshot);
-  m.def("record_memory_history(bool enabled, int max_entries) -> ()", &recordMemoryHistory);
+  m.def("memory_snapshot() -> (int[], int[], str[], str[], int[], int[])", &memorySnapshot);
+  // stacks: 0 none, 1 for allocations, 2 for allocations and frees (StackContext).
+  m.def("record_memory_history(bool enabled, int max_entries, int stacks) -> ()",
+        [](bool enabled, int64_t max_entries, int64_t stacks) {
+          TORCH_CHECK_VALUE(stacks >= 0 && stacks <= 2, "record_memory_history: stacks must be 0, 1 or 2, got ",
+                            stacks);
+          recordMemoryHistory(enabled, max_entries, static_cast<StackContext>(stacks));
+        });
   m.def("host_memory_stats() -> (str[], int[])", &hostMemoryStats);
   m.def("reset_host_memory_stats(bool peak) -> ()", [](bool peak) {
     at::HostAllocator* allocator = at::getHostAllocator(kFoo);

@@ -107,6 +107,8 @@ int streamPriority(Stream stream);
 // Process-unique id of the stream (default streams have id 0 on every device).
 std::int64_t streamId(Stream stream);
 Status streamQuery(Stream stream);  // Success if idle, NotReady if work pending
+// True on a stream's worker thread (running queued work, which has no caller waiting for it).
+bool onStreamWorker() noexcept;
 // Called from work running on the stream itself, returns at once (everything queued before that work has run).
 Status streamSynchronize(Stream stream);
 // Runs work in stream order: inline on the caller when the stream is idle, else queued behind pending work (work must

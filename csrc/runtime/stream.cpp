@@ -238,6 +238,8 @@ int streamPriority(Stream stream) { return isLive(stream) ? stream->priority : 0
 
 std::int64_t streamId(Stream stream) { return isLive(stream) ? stream->id : -1; }
 
+bool onStreamWorker() noexcept { return t_worker_stream != nullptr; }
+
 Status streamQuery(Stream stream) {
   if (forkedChild()) return Status::ForkedChild;
   if (!isLive(stream)) return Status::InvalidHandle;
