@@ -112,9 +112,9 @@ TORCH_LIBRARY_IMPL(aten, AutocastPrivateUse1, m) {
 #define FOO_PROMOTE(...) FOO_CAST(CastPolicy::promote, __VA_ARGS__)
   AT_FORALL_PROMOTE(FOO_PROMOTE)
 #undef FOO_PROMOTE
-  // Two norm overloads run as their overloads with a dtype: ATen's wrapper, one template each (its entries name
-  // their types unqualified).
-  using at::IntArrayRef, at::Scalar, at::ScalarType, at::Tensor;
+  // A few overloads (norm's) run as their overloads with a dtype: ATen's wrapper, one template each. The entries
+  // name their types unqualified, and which types varies between torch versions.
+  using namespace at;
   AT_FORALL_DIFFERENT_REDISPATCH_SIGNATURE(KERNEL_DIFFERENT_REDISPATCH_SIGNATURE_PRIVATEUSEONE)
   m.impl("aten::binary_cross_entropy", TORCH_FN(binaryCrossEntropyBanned));
 }
