@@ -346,7 +346,21 @@ def _sleep(microseconds: int) -> None:
 
 def _is_in_bad_fork() -> bool:
     """True in a child forked after the parent used foo: there every foo operation raises (as CUDA after fork)."""
-    return torch.ops.foo.in_bad_fork()
+    return _in_bad_fork
+
+
+def _note_fork_in_child() -> None:
+    # Only a fork changes the answer: asked once there (the runtime's own fork handler has run by then), so that
+    # checking costs no operator call (which the profiler would record as an op).
+    global _in_bad_fork
+    try:
+        _in_bad_fork = torch.ops.foo.in_bad_fork()
+    except AttributeError:  # the backend's library was never loaded here, so the parent cannot have used foo
+        _in_bad_fork = False
+
+
+_in_bad_fork = False
+_os.register_at_fork(after_in_child=_note_fork_in_child)
 
 
 # ---- memory ---------------------------------------------------------------------------------------------------------
