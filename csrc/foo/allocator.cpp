@@ -42,6 +42,9 @@ void forEachPool(size_t block_size, F&& f) {
   f(static_cast<size_t>(block_size <= kSmallLimit ? StatType::SMALL_POOL : StatType::LARGE_POOL));
 }
 
+// A Python stack (see stack_traces.h); null when none was recorded.
+using Stack = std::shared_ptr<c10::GatheredContext>;
+
 struct Block {
   void* ptr = nullptr;
   int64_t mempool = kGeneralPool;  // whose free lists the block returns to
@@ -49,10 +52,8 @@ struct Block {
   size_t requested = 0;
   c10::StreamId stream = 0;
   std::unordered_set<foo_rt::Stream> used_on;  // other streams (of any device) recorded with recordStream
-  std::shared_ptr<c10::GatheredContext> stack;  // where it was allocated, while stacks are recorded
+  Stack stack;  // where it was allocated, while stacks are recorded
 };
-
-using Stack = std::shared_ptr<c10::GatheredContext>;
 
 struct PendingFree {
   Block* block;
