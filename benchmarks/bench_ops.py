@@ -1,6 +1,6 @@
 """Time ops on foo against the same ops on CPU, interleaved, and compare with the spec's goals.
 
-    python benchmarks/bench_ops.py [--quick] [--repeat N] [--json PATH]
+    python benchmarks/bench_ops.py [--quick] [--repeat N] [--json PATH] [--match small]
     python benchmarks/bench_ops.py --stages        # where a small foo op's time goes
 
 Measurements: small ops (add, mul, relu, sum, index_select, where, a 3-op chain, an in-place op, an out= op on 16
@@ -12,7 +12,8 @@ torch_foo.fallback_stats()); and one training step of an MLP.
 Each measurement builds its inputs once per device from the same CPU data, warms up both, then takes --repeat samples
 of each device, alternating which goes first so that drifting load on a shared machine hits both alike. A sample
 times enough back-to-back calls to last --sample-time; foo is synchronized (torch.foo.synchronize()) before the clock
-starts and before it stops. Reported figures are medians of the per-call times.
+starts and before it stops. Reported figures are medians of the per-call times, and the spread is the range of the
+ratios of the interleaved pairs of samples.
 """
 import argparse
 import gc
@@ -64,10 +65,16 @@ class Result:
     goal: float | None
     calls_per_sample: int
     fallback_ops: dict[str, int] = field(default_factory=dict)  # foo ops that ran through the CPU fallback
+    pair_ratios: list[float] = field(default_factory=list)  # foo/cpu of each interleaved pair of samples
 
     @property
     def ratio(self) -> float:
         return self.foo_seconds / self.cpu_seconds
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        """Lowest and highest ratio of one pair of samples: how far one pair alone could mislead."""
+        return min(self.pair_ratios), max(self.pair_ratios)
 
     @property
     def meets_goal(self) -> bool | None:
@@ -198,7 +205,7 @@ def measure(case: Case, repeat: int, sample_time: float) -> Result:
     finally:
         gc.enable()
     return Result(case.name, case.group, statistics.median(samples["foo"]), statistics.median(samples["cpu"]),
-                  case.goal, calls, fallback_ops)
+                  case.goal, calls, fallback_ops, [f / c for f, c in zip(samples["foo"], samples["cpu"])])
 
 
 def format_seconds(seconds: float) -> str:
@@ -210,8 +217,9 @@ def format_seconds(seconds: float) -> str:
 
 def describe(result: Result) -> str:
     goal = "" if result.goal is None else f"goal <= {result.goal:.2f}x  {'ok' if result.meets_goal else 'MISSED'}"
+    low, high = result.spread
     line = (f"{result.name:<44} {format_seconds(result.foo_seconds)} {format_seconds(result.cpu_seconds)} "
-            f"{result.ratio:7.2f}x  {goal}")
+            f"{result.ratio:7.2f}x  {low:.2f}-{high:.2f}  {goal}")
     if result.group in ("large fallback", "small fallback"):
         line += f"  [{'falls back: ' + ', '.join(result.fallback_ops) if result.fallback_ops else 'NOT a fallback'}]"
     elif result.fallback_ops:
@@ -251,6 +259,7 @@ def main() -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the results to PATH as JSON")
     parser.add_argument("--stages", action="store_true",
                         help="only split a small add (16 floats) into its stages, timed in C++ (medians of 5 runs)")
+    parser.add_argument("--match", metavar="TEXT", help="only the measurements whose name contains TEXT")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -264,9 +273,11 @@ def main() -> None:
     machine = machine_info()
     print(f"torch {torch.__version__}, {machine['torch_threads']} threads, "
           f"load average {machine['load_average_1min']:.2f}; medians of {repeat} samples per device")
-    print(f"{'measurement':<44} {'foo':>10} {'cpu':>10} {'foo/cpu':>8}")
+    print(f"{'measurement':<44} {'foo':>10} {'cpu':>10} {'foo/cpu':>8}  pairs' range")
     results = []
     for case in all_cases(sizes):
+        if args.match and args.match not in case.name:
+            continue
         results.append(measure(case, repeat, sample_time))
         print(describe(results[-1]), flush=True)
 

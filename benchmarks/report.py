@@ -55,7 +55,7 @@ def run_benchmark(script: str, *args: str) -> str:
 
 
 def import_rows(output: str) -> list[list[str]]:
-    """Table rows (measurement, foo, CPU, ratio, goal) from bench_import.py's output."""
+    """Table rows (measurement, foo, CPU, ratio, pairs' range, goal) from bench_import.py's output."""
     warm = {code: float(ms) for code, ms in WARM_IMPORT.findall(output)}
     overhead = IMPORT_OVERHEAD.search(output)
     if len(warm) != 2 or not overhead:
@@ -64,17 +64,17 @@ def import_rows(output: str) -> list[list[str]]:
     with_foo, torch_alone = warm["import torch; import torch_foo"], warm["import torch"]
     rows = [[
         "warm `import torch; import torch_foo` vs `import torch`",
-        f"{with_foo:.0f} ms", f"{torch_alone:.0f} ms", f"{with_foo / torch_alone:.2f}x",
+        f"{with_foo:.0f} ms", f"{torch_alone:.0f} ms", f"{with_foo / torch_alone:.2f}x", "—",
         f"overhead <= {goal_ms:.0f} ms: {overhead_ms:+.0f} ms {verdict(overhead_ms <= goal_ms)}",
     ]]
     if cold := COLD_BUILD.search(output):
         seconds, units = cold.groups()
-        rows.append([f"cold build, empty cache ({units} units)", f"{float(seconds):.0f} s", "—", "—",
+        rows.append([f"cold build, empty cache ({units} units)", f"{float(seconds):.0f} s", "—", "—", "—",
                      f"<= {COLD_BUILD_GOAL_S} s {verdict(float(seconds) <= COLD_BUILD_GOAL_S)}"])
     if rebuild := REBUILD.search(output):
         path, seconds, recompiled, total = rebuild.groups()
         rows.append([f"rebuild after editing {path} ({recompiled} of {total} units)", f"{float(seconds):.1f} s",
-                     "—", "—", f"<= {REBUILD_GOAL_S} s {verdict(float(seconds) <= REBUILD_GOAL_S)}"])
+                     "—", "—", "—", f"<= {REBUILD_GOAL_S} s {verdict(float(seconds) <= REBUILD_GOAL_S)}"])
     return rows
 
 
@@ -96,8 +96,9 @@ def op_rows(results: list[dict]) -> list[list[str]]:
         if result["group"] == "large fallback":
             name += " — CPU fallback" if result["fallback_ops"] else " — NOT a fallback any more"
         goal = "—" if result["goal"] is None else f"<= {result['goal']:.2f}x {verdict(result['meets_goal'])}"
+        pairs = result["pair_ratios"]
         rows.append([name, format_seconds(result["foo_seconds"]), format_seconds(result["cpu_seconds"]),
-                     f"{result['ratio']:.2f}x", goal])
+                     f"{result['ratio']:.2f}x", f"{min(pairs):.2f}-{max(pairs):.2f}", goal])
     return rows
 
 
@@ -123,13 +124,14 @@ def write_results(path: Path, rows: list[list[str]], ops: dict, command: str) ->
 
 Produced by `{command}` on {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}. Ratios are foo time / CPU time
 (below 1.0: foo is faster); op times are medians of {ops['repeat']} interleaved samples per device
-(`benchmarks/bench_ops.py`), import times medians of warm interpreter starts (`benchmarks/bench_import.py`).
+(`benchmarks/bench_ops.py`; "pairs' range": the lowest and highest ratio of one foo sample to the CPU sample
+beside it), import times medians of warm interpreter starts (`benchmarks/bench_import.py`).
 
 - CPU: {cpu_model()}, {machine['cpus']} logical cores; torch threads: {machine['torch_threads']}
 - load average when bench_ops.py started: {machine['load_average_1min']:.2f} (other processes share this machine)
 - torch {machine['torch']}, Python {machine['python']}, {machine['platform']}
 
-{markdown_table(["measurement", "foo", "CPU", "ratio", "goal"], rows)}
+{markdown_table(["measurement", "foo", "CPU", "ratio", "pairs' range", "goal"], rows)}
 
 ![foo/CPU time ratio per op](ops_ratio.png)
 

@@ -207,6 +207,22 @@ def test_fill_with_0dim_tensor(a, value, on_cpu, device):
           cpu_scalar_positions=(1,) if on_cpu else ())
 
 
+@given(a=tensors(), data=st.data(), device=DEVICES)
+def test_index_select_and_gather(a, data, device):
+    """Indices drawn in range and out of it (CPU's IndexError), 0-size and non-contiguous; functional and out=."""
+    dim = data.draw(st.integers(-max(a.dim(), 1), max(a.dim(), 1) - 1))
+    size = a.shape[dim] if a.dim() else 1
+    index = torch.tensor(data.draw(st.lists(st.integers(-1, size), max_size=6)), dtype=torch.int64)
+    check(lambda x, i: torch.index_select(x, dim, i), a, index, device=device)
+    check(lambda x, i: call_out(torch.index_select, x, dim, i), a, index, device=device)
+    gather_shape = list(a.shape)
+    if a.dim():
+        gather_shape[dim] = data.draw(st.integers(0, 3))
+    gather_index = torch.randint(-1, size + 1, gather_shape, generator=torch.Generator().manual_seed(size))
+    check(lambda x, i: torch.gather(x, dim, i), a, gather_index, device=device)
+    check(lambda x, i: call_out(torch.gather, x, dim, i), a, gather_index, device=device)
+
+
 @st.composite
 def reduction_args(draw):
     a = draw(tensors())
@@ -461,7 +477,8 @@ def test_native_ops_do_not_fall_back():
                    a.pow(3), torch.pow(2, a), a.argmin(1, keepdim=True), a * cpu_scalar, a.maximum(cpu_scalar),
                    a.eq(cpu_scalar), torch.sum(a, 1, out=out()), torch.where(a > 0, a, b, out=out()),
                    F.nll_loss(a, target, weight=v.abs(), ignore_index=1), torch._foreach_norm([a, b]),
-                   torch._foreach_addcdiv([a], [a], [b], [0.5]), a.reciprocal()):
+                   torch._foreach_addcdiv([a], [a], [b], [0.5]), a.reciprocal(), a.index_select(0, target),
+                   a.gather(1, target[:, None]), torch.index_select(a, 1, target, out=out())):
         del result
     a.fill_(1)
     a.fill_(b[0, 0])

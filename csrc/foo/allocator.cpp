@@ -356,7 +356,13 @@ class CachingAllocator final : public c10::DeviceAllocator {
   DevicePool& poolOf(c10::DeviceIndex device) {
     checkDeviceIndex(device);
     TORCH_CHECK(!foo_rt::forkedChild(), "foo: ", foo_rt::statusString(foo_rt::Status::ForkedChild));
-    std::call_once(pools_created_, [this] { pools_ = std::vector<DevicePool>(deviceCount()); });
+    // libstdc++'s call_once touches four thread-locals per call, a fair part of a small op (poolOf runs twice per op).
+    if (!pools_ready_.load(std::memory_order_acquire)) {
+      std::call_once(pools_created_, [this] {
+        pools_ = std::vector<DevicePool>(deviceCount());
+        pools_ready_.store(true, std::memory_order_release);
+      });
+    }
     return pools_[device];
   }
 
@@ -547,6 +553,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
   std::atomic<StackContext> stack_context_{StackContext::None};
   std::atomic<size_t> max_trace_entries_{std::numeric_limits<size_t>::max()};
   std::once_flag pools_created_;
+  std::atomic<bool> pools_ready_{false};
   std::vector<DevicePool> pools_;
   std::mutex mempools_mutex_;
   std::unordered_set<int64_t> live_mempools_;

@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -10,9 +11,16 @@
 namespace torch_foo {
 namespace {
 
+struct OpCount {
+  c10::OperatorName name{"", ""};  // the key's name when counted: a key may be reused by another op after a deregistration
+  int64_t count = 0;
+};
+
 struct FallbackState {
   std::mutex mutex;
-  std::unordered_map<std::string, int64_t> counts;
+  // By the address of the dispatcher's name object, which lives as long as the op is registered.
+  std::unordered_map<const c10::OperatorName*, OpCount> counts;
+  std::map<std::string, int64_t> deregistered_counts;  // ops whose key another op took over
   std::unordered_set<std::string> warned;
   FallbackPolicy policy = FallbackPolicy::Allow;
 };
@@ -34,7 +42,7 @@ FallbackState& state() {
 
 }  // namespace
 
-void noteFallback(const std::string& op) {
+void noteFallback(const c10::OperatorName& op) {
   FallbackState& s = state();
   bool warn = false;
   {
@@ -42,10 +50,17 @@ void noteFallback(const std::string& op) {
     TORCH_CHECK_NOT_IMPLEMENTED(s.policy != FallbackPolicy::Error, "The operator '", op,
                                 "' has no native foo kernel and TORCH_FOO_FALLBACK=error forbids running it "
                                 "through the CPU fallback.");
-    s.counts[op] += 1;
-    warn = s.policy == FallbackPolicy::Warn && s.warned.insert(op).second;
+    OpCount& entry = s.counts[&op];
+    if (entry.name != op) {
+      if (entry.count > 0) s.deregistered_counts[c10::toString(entry.name)] += entry.count;
+      entry = {op, 0};
+    }
+    entry.count += 1;
+    warn = s.policy == FallbackPolicy::Warn && s.warned.insert(c10::toString(op)).second;
   }
-  if (warn) TORCH_WARN("The operator '", op, "' has no native foo kernel: it runs through the CPU fallback.");
+  if (warn) {
+    TORCH_WARN("The operator '", op, "' has no native foo kernel: it runs through the CPU fallback.");
+  }
 }
 
 FallbackPolicy parseFallbackPolicy(const std::string& text) {
@@ -71,13 +86,16 @@ void setFallbackPolicy(FallbackPolicy policy) {
 std::vector<std::pair<std::string, int64_t>> fallbackCounts() {
   FallbackState& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
-  return {s.counts.begin(), s.counts.end()};
+  std::map<std::string, int64_t> by_name = s.deregistered_counts;
+  for (const auto& [key, entry] : s.counts) by_name[c10::toString(entry.name)] += entry.count;
+  return {by_name.begin(), by_name.end()};
 }
 
 void resetFallbackCounts() {
   FallbackState& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   s.counts.clear();
+  s.deregistered_counts.clear();
 }
 
 }  // namespace torch_foo

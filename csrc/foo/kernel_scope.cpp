@@ -147,24 +147,36 @@ namespace {
 
 // Aliases recently built on this thread. Building a TensorImpl and a StorageImpl costs more than a small kernel, and
 // loops pass the same tensors again and again; an alias is a plain view of memory, so one whose memory and geometry
-// match is as good as a new one, provided nothing else still holds it.
-constexpr size_t kAliasCacheSize = 8;
-thread_local std::array<at::Tensor, kAliasCacheSize> t_alias_cache;
-thread_local size_t t_alias_cache_next = 0;
+// match is as good as a new one, provided nothing else still holds it. Entries are keyed by the device address: a
+// lookup compares one pointer per entry.
+struct AliasCache {
+  struct Entry {
+    const void* device_data = nullptr;
+    const void* host_data = nullptr;  // the alias's memory when made: a resize by a kernel re-points it
+    at::Tensor alias;
+  };
+  std::array<Entry, 8> entries;
+  size_t next = 0;
 
-at::Tensor cachedAlias(const at::Tensor& t, const void* host, const c10::StorageImpl& foo_storage) {
-  for (const at::Tensor& alias : t_alias_cache) {
-    if (!alias.defined() || alias.use_count() != 1) continue;
-    if (alias.storage().use_count() != 1) continue;
-    const c10::StorageImpl& storage = *alias.storage().unsafeGetStorageImpl();
-    if (storage.data() == host && storage.nbytes() == foo_storage.nbytes() &&
-        storage.resizable() == foo_storage.resizable() && alias.dtype() == t.dtype() && sameMathBits(alias, t) &&
-        alias.storage_offset() == t.storage_offset() && alias.sizes() == t.sizes() && alias.strides() == t.strides()) {
-      return alias;
+  at::Tensor find(const at::Tensor& t, const c10::StorageImpl& foo_storage) const {
+    for (const Entry& entry : entries) {
+      if (entry.device_data != foo_storage.data() || !entry.alias.defined() || entry.alias.use_count() != 1) continue;
+      const at::Tensor& alias = entry.alias;
+      c10::StorageImpl* storage = alias.unsafeGetTensorImpl()->unsafe_storage().unsafeGetStorageImpl();
+      if (c10::raw::intrusive_ptr::use_count(storage) == 1 && storage->data() == entry.host_data &&
+          storage->nbytes() == foo_storage.nbytes() && storage->resizable() == foo_storage.resizable() &&
+          alias.dtype() == t.dtype() && sameMathBits(alias, t) && alias.storage_offset() == t.storage_offset() &&
+          alias.sizes() == t.sizes() && alias.strides() == t.strides()) {
+        return alias;
+      }
     }
+    return at::Tensor();
   }
-  return at::Tensor();
-}
+  void add(const void* device_data, const void* host_data, const at::Tensor& alias) {
+    entries[next++ % entries.size()] = {device_data, host_data, alias};
+  }
+};
+thread_local AliasCache t_alias_cache;
 
 }  // namespace
 
@@ -181,16 +193,18 @@ at::Tensor KernelScope::alias(const at::Tensor& t) {
     return makeTensor(c10::Storage(c10::intrusive_ptr<c10::StorageImpl>::reclaim_copy(pair.host)),
                       c10::DispatchKey::CPU, t);
   }
-  void* host = foo_storage->data() ? foo_rt::hostView(foo_storage->data()) : nullptr;
-  at::Tensor result = cachedAlias(t, host, *foo_storage);
+  AliasCache& cache = t_alias_cache;
+  at::Tensor result = cache.find(t, *foo_storage);
   if (!result.defined()) {
     // Resizable like the device storage, through the CPU allocator: a resize inside the kernel lands in device memory.
+    void* host = foo_storage->data() ? foo_rt::hostView(foo_storage->data()) : nullptr;
     c10::Storage alias_storage(c10::Storage::use_byte_size_t(), foo_storage->nbytes(),
                                at::DataPtr(host, c10::Device(c10::kCPU)), &g_cpu_allocator, foo_storage->resizable());
     result = makeTensor(std::move(alias_storage), c10::DispatchKey::CPU, t);
-    t_alias_cache[t_alias_cache_next++ % kAliasCacheSize] = result;
+    cache.add(foo_storage->data(), host, result);
   }
-  storages_.push_back({result.storage().unsafeGetStorageImpl(), t.storage(), host, result});
+  c10::StorageImpl* alias_storage = result.unsafeGetTensorImpl()->unsafe_storage().unsafeGetStorageImpl();
+  storages_.push_back({alias_storage, t.storage(), alias_storage->data(), result});
   return result;
 }
 

@@ -1,4 +1,4 @@
-// Comparisons and selection: eq/ne/lt/le/gt/ge, clamp, where, maximum/minimum, fill_, zero_.
+// Comparisons and selection: eq/ne/lt/le/gt/ge, clamp, where, maximum/minimum, index_select, gather, fill_, zero_.
 #include "kernels/kernel_helpers.h"
 
 #include <ATen/ops/clamp_cpu_dispatch.h>
@@ -6,8 +6,10 @@
 #include <ATen/ops/clamp_min_cpu_dispatch.h>
 #include <ATen/ops/eq_cpu_dispatch.h>
 #include <ATen/ops/fill_cpu_dispatch.h>
+#include <ATen/ops/gather_cpu_dispatch.h>
 #include <ATen/ops/ge_cpu_dispatch.h>
 #include <ATen/ops/gt_cpu_dispatch.h>
+#include <ATen/ops/index_select_cpu_dispatch.h>
 #include <ATen/ops/le_cpu_dispatch.h>
 #include <ATen/ops/lt_cpu_dispatch.h>
 #include <ATen/ops/maximum_cpu_dispatch.h>
@@ -89,6 +91,19 @@ FOO_KERNELS(comparison, m) {
   m.impl("minimum", +[](const Tensor& a, const Tensor& b) { return functional(FOO_CPU(minimum), a, b); });
   m.impl("minimum.out", +[](const Tensor& a, const Tensor& b, Tensor& out) -> Tensor& {
     return outVariant(FOO_CPU(minimum_out), out, a, b);
+  });
+  // (Embedding lookups and samplers call these on small index tensors, where the fallback's boxing would show.)
+  m.impl("index_select", +[](const Tensor& a, int64_t dim, const Tensor& index) {
+    return functional(FOO_CPU(index_select), a, dim, index);
+  });
+  m.impl("index_select.out", +[](const Tensor& a, int64_t dim, const Tensor& index, Tensor& out) -> Tensor& {
+    return outVariant(FOO_CPU(index_select_out), out, a, dim, index);
+  });
+  m.impl("gather", +[](const Tensor& a, int64_t dim, const Tensor& index, bool sparse_grad) {
+    return functional(FOO_CPU(gather), a, dim, index, sparse_grad);
+  });
+  m.impl("gather.out", +[](const Tensor& a, int64_t dim, const Tensor& index, bool sparse_grad, Tensor& out) -> Tensor& {
+    return outVariant(FOO_CPU(gather_out), out, a, dim, index, sparse_grad);
   });
 
   m.impl("fill_.Scalar", +[](Tensor& a, const Scalar& value) -> Tensor& { return inplace(FOO_CPU(fill_), a, value); });

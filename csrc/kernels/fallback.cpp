@@ -19,10 +19,6 @@
 namespace torch_foo {
 namespace {
 
-std::string qualifiedName(const c10::OperatorName& name) {
-  return name.overload_name.empty() ? name.name : name.name + "." + name.overload_name;
-}
-
 bool isTensorOptionalList(const c10::TypePtr& type) {
   auto list = type->cast<c10::ListType>();
   return list && list->getElementType()->kind() == c10::TypeKind::OptionalType;
@@ -73,7 +69,7 @@ c10::IValue aliasList(KernelScope& scope, const c10::IValue& v) {
 
 void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   TORCH_CHECK_NOT_IMPLEMENTED(op.hasComputedKernelForDispatchKey(c10::DispatchKey::CPU), "The operator '",
-                              qualifiedName(op.operator_name()),
+                              op.operator_name(),
                               "' is not implemented for foo: it has no foo kernel, and no CPU kernel for the CPU "
                               "fallback to run (PyTorch implements it only for other devices).");
   const c10::FunctionSchema& schema = op.schema();
@@ -156,7 +152,7 @@ void runOnHostCopies(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
 }  // namespace
 
 void fooFallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
-  noteFallback(qualifiedName(op.operator_name()));
+  noteFallback(op.operator_name());
   if (op.operator_name().name.rfind("aten::", 0) == 0) {
     runOnDevice(op, stack);
   } else {
@@ -168,7 +164,7 @@ FOO_FALLBACK(fallback, m) { m.fallback(torch::CppFunction::makeFromBoxedFunction
 
 namespace {
 void refuseSparse(const c10::OperatorHandle& op, torch::jit::Stack*) {
-  TORCH_CHECK_NOT_IMPLEMENTED(false, kSparseUnsupported, " (", qualifiedName(op.operator_name()), ")");
+  TORCH_CHECK_NOT_IMPLEMENTED(false, kSparseUnsupported, " (", op.operator_name(), ")");
 }
 }  // namespace
 FOO_FALLBACK_FOR_KEY(sparse_refused, SparsePrivateUse1, m) {
