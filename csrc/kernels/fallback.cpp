@@ -31,11 +31,13 @@ c10::DeviceIndex findDevice(const c10::FunctionSchema& schema, c10::ArrayRef<c10
   for (size_t i = 0; i < args.size(); ++i) {
     const c10::IValue& v = args[i];
     if (v.isTensor()) {
-      // The _foreach_*.Tensor overloads take their per-tensor scalars as a 1-D CPU tensor, as on CUDA.
-      if (schema.arguments()[i].name() == "scalars") {
-        checker.addAllowingCpu(v.toTensor());
+      // The _foreach_*.Tensor overloads take their per-tensor scalars as a 1-D CPU tensor, as on CUDA (the name is
+      // compared only for CPU tensors: this runs on every fallback call).
+      const at::Tensor& t = v.toTensor();
+      if (t.is_cpu() && schema.arguments()[i].name() == "scalars") {
+        checker.addAllowingCpu(t);
       } else {
-        checker.add(v.toTensor());
+        checker.add(t);
       }
     } else if (v.isTensorList()) {
       for (const at::Tensor& t : v.toTensorVector()) checker.add(t);
