@@ -2,7 +2,8 @@
 build_fixtures/two_units rather than the real backend: ops.cpp defines the op build_fixture::answer(), which returns
 fixture_value() from value.cpp. The tests rewrite value.cpp, which includes no torch header and so recompiles in a
 fraction of a second. The fixture's tests/ and build-release/ (a CMake build tree) directories hold files that do not
-compile: they must be skipped. kernels/ stands in for the backend's kernels library where a test needs both.
+compile: they must be skipped. kernels/ and distributed/ stand in for the backend's kernels and c10d libraries where a
+test needs them.
 
 Libraries are loaded only in fresh subprocesses: a TORCH_LIBRARY namespace can be defined once per process. Building
 without loading is fine in this process.
@@ -733,10 +734,12 @@ def test_key_changes_with_torch_version_git_version_compiler_python_abi_and_flag
 def test_backend_spec_sources_and_sanitizer_flags(tmp_path, monkeypatch):
     monkeypatch.delenv("TORCH_FOO_SANITIZE", raising=False)
     monkeypatch.delenv("TORCH_FOO_SOURCE_DIR", raising=False)
-    plain, kernels = _build.backend_specs()
-    assert (plain.name, kernels.name) == ("torch_foo_C", "torch_foo_kernels")
-    assert plain.source_dir == kernels.source_dir == REPO / "csrc"
-    assert plain.excluded_dirs == kernels.compiled_dirs == ("kernels",) and kernels.links == plain
+    plain, kernels, distributed = _build.backend_specs()
+    assert (plain.name, kernels.name, distributed.name) == ("torch_foo_C", "torch_foo_kernels", "torch_foo_distributed")
+    assert plain.source_dir == kernels.source_dir == distributed.source_dir == REPO / "csrc"
+    assert plain.excluded_dirs == ("kernels", "distributed") and kernels.links == distributed.links == plain
+    assert kernels.compiled_dirs == distributed.excluded_dirs == ("kernels",)
+    assert distributed.compiled_dirs == kernels.excluded_dirs == ("distributed",)
     assert "-O2" in plain.extra_cflags
 
     monkeypatch.setenv("TORCH_FOO_SOURCE_DIR", str(tmp_path))
@@ -797,17 +800,17 @@ sys.exit(main(sys.argv[1:]))
         return result.stdout
 
     info = cli()
-    assert f"torch:          {torch.__version__}" in info
-    for library in ("state", "kernels"):
+    assert re.search(rf"^torch: +{re.escape(torch.__version__)} ", info, re.MULTILINE), info
+    for library in ("state", "kernels", "distributed"):
         assert re.search(rf"^{library} key: +[0-9a-f]{{16}}-[0-9a-f]{{16}}$", info, re.MULTILINE), info
         assert re.search(rf"^{library} dir: +{re.escape(str(root))}/", info, re.MULTILINE), info
-    assert re.findall(r"^\w+ cached: +(yes|no)", info, re.MULTILINE) == ["no", "no"], info
+    assert re.findall(r"^\w+ cached: +(yes|no)", info, re.MULTILINE) == ["no", "no", "no"], info
     built = cli("rebuild")
-    assert re.findall(r"^built .*/(torch_foo_C|torch_foo_kernels)-", built, re.MULTILINE) == [
-        "torch_foo_C", "torch_foo_kernels"], built
-    assert re.findall(r"^\w+ cached: +(yes|no)", cli("info"), re.MULTILINE) == ["yes", "yes"]
+    assert re.findall(r"^built .*/(torch_foo_C|torch_foo_kernels|torch_foo_distributed)-", built, re.MULTILINE) == [
+        "torch_foo_C", "torch_foo_kernels", "torch_foo_distributed"], built
+    assert re.findall(r"^\w+ cached: +(yes|no)", cli("info"), re.MULTILINE) == ["yes", "yes", "yes"]
     assert "removed" in cli("clean")
-    assert re.findall(r"^\w+ cached: +(yes|no)", cli("info"), re.MULTILINE) == ["no", "no"]
+    assert re.findall(r"^\w+ cached: +(yes|no)", cli("info"), re.MULTILINE) == ["no", "no", "no"]
 
 
 @pytest.mark.parametrize(

@@ -13,16 +13,41 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from torch_foo import ipc
+from torch_foo import distributed as foo_distributed, ipc
 
 import dist_workers
-from helpers import REPO
+from helpers import REPO, run_python
 
 sys.path.insert(0, str(REPO / "examples"))
 import train_ddp  # noqa: E402
 
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int8, torch.uint8, torch.int32,
           torch.int64, torch.bool, torch.complex64)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def backend_library():
+    """Builds the c10d backend's library in this process, once, instead of in the first ranks spawned (which would
+    wait for each other's build)."""
+    foo_distributed.load_backend_library()
+
+
+def test_backend_library_loaded_by_the_first_process_group_not_by_import():
+    result = run_python("""
+        import torch, torch.distributed as dist, torch_foo
+        from torch_foo._registration import mapped_backend_libraries
+        def mapped():
+            return sorted({path.rsplit("/", 1)[1].rsplit("-", 1)[0] for path in mapped_backend_libraries()})
+        print(mapped())
+        dist.init_process_group("foo", store=dist.HashStore(), rank=0, world_size=1)
+        t = torch.ones(3, device="foo")
+        dist.all_reduce(t)
+        print(mapped(), t.sum().item())
+        dist.destroy_process_group()
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == [
+        "['torch_foo_C', 'torch_foo_kernels']", "['torch_foo_C', 'torch_foo_distributed', 'torch_foo_kernels'] 3.0"]
 
 
 def test_backend_registered_for_foo():

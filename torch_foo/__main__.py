@@ -17,16 +17,17 @@ def _print_info(specs: _build.BackendSpecs) -> None:
         ("compiler", f"{facts['compiler']} ({facts['compiler_path']}): {facts['compiler_version']}"),
         ("sources", facts["source_dir"]),
     ]
-    for label, spec in (("state", specs.state), ("kernels", specs.kernels)):
+    for label, spec in zip(specs._fields, specs):
         facts = _build.info(spec)
+        builder = "the first process group on foo" if spec is specs.distributed else "the next `import torch_foo`"
         rows += [
             (f"{label} key", facts["key"]),
             (f"{label} dir", facts["build_dir"]),
             (f"{label} lib", facts["library"]),
-            (f"{label} cached", "yes" if facts["cached"] else "no (the next `import torch_foo` builds it)"),
+            (f"{label} cached", "yes" if facts["cached"] else f"no ({builder} builds it)"),
         ]
     for label, value in rows:
-        print(f"{label + ':':<15} {value}")
+        print(f"{label + ':':<19} {value}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"built {_build.build(spec, force=True)}")
         elif args.command == "clean":
             removed, kept = [], []
-            for spec in specs[: 1 if args.all else 2]:
+            for spec in specs[:1] if args.all else specs:
                 spec_removed, kept = _build.clean(spec, everything=args.all)
                 removed += spec_removed
             print("\n".join(f"removed {path}" for path in removed) or "nothing to remove")

@@ -3,9 +3,11 @@
 The first import compiles the sources with torch.utils.cpp_extension.load (ninja); every later import finds the
 finished library by its key and loads it without importing torch.utils.cpp_extension or spawning any process.
 
-The backend is two libraries (backend_specs): the state library (csrc/ without csrc/kernels: the runtime, allocator,
-guard, hooks, generator, streams), loaded once per process, and the kernels library (csrc/kernels), linked against
-it, which torch_foo.reload() rebuilds and swaps in a running process.
+The backend is three libraries (backend_specs): the state library (csrc/ without csrc/kernels and csrc/distributed:
+the runtime, allocator, guard, hooks, generator, streams), loaded once per process; the kernels library
+(csrc/kernels), linked against it, which torch_foo.reload() rebuilds and swaps in a running process; and the c10d
+backend (csrc/distributed), also linked against the state library, which only the first process group on foo builds
+and loads (torch_foo/distributed.py), so that `import torch_foo` does not compile c10d's headers.
 
 Cache layout under the build root ($TORCH_FOO_BUILD_DIR, else $TORCH_EXTENSIONS_DIR/torch_foo, else
 ~/.cache/torch_foo):
@@ -57,6 +59,8 @@ SANITIZERS = ("address", "undefined", "thread")
 STATE_LIBRARY = "torch_foo_C"
 KERNELS_LIBRARY = "torch_foo_kernels"
 KERNELS_DIR = "kernels"
+DISTRIBUTED_LIBRARY = "torch_foo_distributed"
+DISTRIBUTED_DIR = "distributed"
 PRECOMPILED_HEADER = "foo/precompiled.h"
 MARKER = ".torch_foo"  # in every directory torch_foo creates in the build root; `clean --all` deletes only those
 _DIGEST_CHUNK = 1 << 20
@@ -89,6 +93,7 @@ class BuildSpec:
 class BackendSpecs(NamedTuple):
     state: BuildSpec
     kernels: BuildSpec
+    distributed: BuildSpec  # built on first use, not by `import torch_foo`
 
 
 @dataclass(frozen=True)
@@ -143,10 +148,14 @@ def backend_specs() -> BackendSpecs:
     common = dict(source_dir=_backend_source_dir(), extra_cflags=("-O2", *sanitize), extra_ldflags=sanitize,
                   precompiled_header=PRECOMPILED_HEADER)
     state = BuildSpec(
-        name=STATE_LIBRARY, excluded_dirs=(KERNELS_DIR,), exception_probe="foo::raise_formatted_error", **common
+        name=STATE_LIBRARY, excluded_dirs=(KERNELS_DIR, DISTRIBUTED_DIR), exception_probe="foo::raise_formatted_error",
+        **common,
     )
-    kernels = BuildSpec(name=KERNELS_LIBRARY, compiled_dirs=(KERNELS_DIR,), links=state, reloadable=True, **common)
-    return BackendSpecs(state, kernels)
+    kernels = BuildSpec(name=KERNELS_LIBRARY, compiled_dirs=(KERNELS_DIR,), excluded_dirs=(DISTRIBUTED_DIR,),
+                        links=state, reloadable=True, **common)
+    distributed = BuildSpec(name=DISTRIBUTED_LIBRARY, compiled_dirs=(DISTRIBUTED_DIR,), excluded_dirs=(KERNELS_DIR,),
+                            links=state, **common)
+    return BackendSpecs(state, kernels, distributed)
 
 
 def library_path(spec: BuildSpec) -> Path:

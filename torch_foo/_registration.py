@@ -6,6 +6,7 @@ loads; torch.ops.foo.install_kernels(path) then withdraws the kernels installed 
 keeps the previous ones and raises (csrc/foo/registration.h). A replaced kernels library stays mapped (the dispatcher
 keeps pointers into it, see installKernels), so a process maps the state library plus one kernels library per
 distinct build it loaded: reloading unchanged sources, or sources reverted to a build loaded before, maps nothing new.
+The c10d backend's library (csrc/distributed) is loaded by the first process group on foo (load_distributed).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import atexit
 import copyreg
 import ctypes
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,8 @@ class _Loaded:
 
 
 _loaded: _Loaded | None = None
+_distributed_library: Path | None = None  # the c10d backend's library, once a process group needed it
+_distributed_lock = threading.Lock()
 
 
 def register_backend() -> None:
@@ -94,6 +98,20 @@ def load(specs: _build.BackendSpecs, state_library: Path, kernels_library: Path)
         raise RestartRequired(_restart_message(specs.state))
     _install_kernels(kernels_library, specs.kernels)
     register_backend()  # after the kernels: a backend whose kernels did not register stays invisible
+
+
+def load_distributed() -> None:
+    """Build (the first time, under the build lock: one unit) and load the c10d backend's library, once per process.
+    It links against the state library, so an edited state library needs a restart first, as for the kernels."""
+    global _distributed_library
+    with _distributed_lock:
+        if _distributed_library is not None:
+            return
+        specs = _build.backend_specs()
+        check_state_unchanged(specs)
+        library = _build.ensure_built(specs.distributed)
+        torch.ops.load_library(str(library))
+        _distributed_library = library
 
 
 def check_state_unchanged(specs: _build.BackendSpecs) -> None:
@@ -170,6 +188,8 @@ def mapped_backend_libraries() -> list[str]:
         for line in maps:
             fields = line.split(maxsplit=5)
             path = fields[5].strip() if len(fields) == 6 else ""
-            if Path(path).name.startswith((_build.STATE_LIBRARY + "-", _build.KERNELS_LIBRARY + "-")):
+            if Path(path).name.startswith(
+                tuple(f"{name}-" for name in (_build.STATE_LIBRARY, _build.KERNELS_LIBRARY, _build.DISTRIBUTED_LIBRARY))
+            ):
                 names.add(path)
     return sorted(names)

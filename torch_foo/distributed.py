@@ -1,4 +1,4 @@
-"""torch.distributed on foo: the ``foo`` c10d backend (csrc/foo/process_group.cpp).
+"""torch.distributed on foo: the ``foo`` c10d backend (csrc/distributed/process_group.cpp).
 
 Gloo, from the torch wheel, moves the bytes; the backend hands it host views of the device memory, so collectives
 need no staging copies. It is registered for the ``foo`` device type, so ``init_process_group()`` picks it on foo and
@@ -8,6 +8,9 @@ need no staging copies. It is registered for the ``foo`` device type, so ``init_
     torch.foo.set_device(rank)
     t = torch.ones(4, device="foo")
     dist.all_reduce(t)
+
+The backend's C++ is a library of its own, built (one unit, on the first process group in a fresh cache) and loaded
+by the first process group that needs it: load_backend_library() does that ahead of time.
 """
 import torch
 import torch.distributed as dist
@@ -15,8 +18,16 @@ import torch.distributed as dist
 BACKEND = "foo"
 
 
+def load_backend_library() -> None:
+    """Builds if needed and loads the backend's library (once per process); process groups on foo call it."""
+    from . import _registration
+
+    _registration.load_distributed()
+
+
 def _create_backend(store, rank: int, world_size: int, timeout):
     """Creator called by init_process_group / new_group: a foo backend over a fresh Gloo backend on the same store."""
+    load_backend_library()
     gloo = dist.ProcessGroupGloo(store, rank, world_size, timeout)
     # The C++ backend comes back to Python through a process group (its TorchScript class), not pybind11.
     holder = dist.ProcessGroup(store, rank, world_size)

@@ -86,4 +86,10 @@ int setCpuAllocationRedirect(int device);
 // Copies a CPU tensor's data into device memory of `device` (a new foo tensor of the same sizes and strides).
 at::Tensor uploadToDevice(const at::Tensor& cpu, c10::DeviceIndex device);
 
+// A CPU tensor over the host view of a foo tensor's memory (same sizes, strides and offset), after the work queued on
+// the current stream of its device, for transports outside kernels (the c10d backend hands these to Gloo). Unlike a
+// kernel's alias, its storage holds the foo storage, so the memory stays allocated while it lives. Other tensors are
+// returned as they are; tensors with lazy conjugate/negative/zero bits are refused.
+at::Tensor hostAlias(const at::Tensor& t);
+
 }  // namespace torch_foo

@@ -1,6 +1,6 @@
 // torch.ops.foo operators behind torch.foo's memory functions that torch.accelerator has no binding for:
 // the per-process memory fraction, raw caching-allocator blocks, memory pools, the allocator's snapshot and history,
-// and the pinned host allocator's statistics.
+// the pinned host allocator's statistics, and host views of device memory for transports (host_alias).
 #include <ATen/core/CachingHostAllocator.h>
 #include <torch/library.h>
 
@@ -8,6 +8,7 @@
 
 #include "foo/allocator.h"
 #include "foo/common.h"
+#include "foo/kernel_scope.h"
 #include "foo/stack_traces.h"
 
 namespace torch_foo {
@@ -112,6 +113,7 @@ TORCH_LIBRARY_FRAGMENT(foo, m) {
           recordMemoryHistory(enabled, max_entries, static_cast<StackContext>(stacks));
         });
   m.def("host_memory_stats() -> (str[], int[])", &hostMemoryStats);
+  m.def("host_alias(Tensor self) -> Tensor", &hostAlias);
   m.def("reset_host_memory_stats(bool peak) -> ()", [](bool peak) {
     at::HostAllocator* allocator = at::getHostAllocator(kFoo);
     peak ? allocator->reset_peak_stats() : allocator->reset_accumulated_stats();

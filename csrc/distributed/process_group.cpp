@@ -9,6 +9,9 @@
 // Python cannot subclass c10d::Backend, and this library has no pybind11, so the backend reaches Python through a
 // ProcessGroup (a TorchScript class): torch_foo/distributed.py passes one holding a Gloo backend for the CPU, and
 // attach_backend adds the foo backend to it for PrivateUse1.
+//
+// This is a library of its own (csrc/distributed/), built and loaded by the first process group that needs it:
+// c10d's headers include all of ATen, and compiling them would add a tenth to every first `import torch_foo`.
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/library.h>
 
@@ -16,36 +19,11 @@
 #include <type_traits>
 
 #include "foo/common.h"
+#include "foo/kernel_scope.h"
 #include "foo/stream.h"
 
 namespace torch_foo {
 namespace {
-
-void releaseStorage(void* storage) { delete static_cast<c10::Storage*>(storage); }
-
-// A CPU tensor over the host view of a foo tensor's memory (same sizes, strides and offset), after the work queued on
-// the current stream of its device. Its storage holds the foo storage, so the memory stays allocated while the alias
-// lives. Other tensors are returned as they are.
-at::Tensor hostAlias(const at::Tensor& t) {
-  if (!t.defined() || t.device().type() != kFoo) return t;
-  TORCH_CHECK(t.layout() == c10::kStrided, "foo collectives take strided tensors, got ", t.layout());
-  TORCH_CHECK(!t.is_conj() && !t.is_neg() && !t._is_zerotensor(),
-              "foo collectives take tensors without lazy conjugate/negative/zero bits: call resolve_conj() / "
-              "resolve_neg() (or clone() a zero tensor) first");
-  TORCH_CHECK(!foo_rt::forkedChild(), "foo: ", foo_rt::statusString(foo_rt::Status::ForkedChild));
-  foo_rt::Stream stream = currentRuntimeStream(t.device().index());
-  if (!foo_rt::detail::streamIdle(stream)) FOO_CHECK(foo_rt::streamSynchronize(stream));
-
-  const c10::Storage& storage = t.storage();
-  void* host = storage.data() != nullptr ? foo_rt::hostView(storage.data()) : nullptr;
-  at::DataPtr data(host, new c10::Storage(storage), &releaseStorage, c10::Device(c10::kCPU));
-  c10::Storage alias_storage(c10::Storage::use_byte_size_t(), storage.nbytes(), std::move(data), /*allocator=*/nullptr,
-                             /*resizable=*/false);
-  auto impl = c10::make_intrusive<c10::TensorImpl>(std::move(alias_storage), c10::DispatchKeySet(c10::DispatchKey::CPU),
-                                                   t.dtype());
-  impl->set_sizes_and_strides(t.sizes(), t.strides(), t.storage_offset());
-  return at::Tensor(std::move(impl));
-}
 
 // What is left to do on the foo side once Gloo has finished: divide an AVG's sum, copy staged results back. Shared by
 // the work and its future, whichever completes first does it.
@@ -361,7 +339,6 @@ void attachBackend(const c10::intrusive_ptr<c10d::ProcessGroup>& holder) {
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(foo, m) {
-  m.def("host_alias(Tensor self) -> Tensor", &hostAlias);
   m.def("attach_backend(__torch__.torch.classes.c10d.ProcessGroup holder) -> ()", &attachBackend);
 }
 
