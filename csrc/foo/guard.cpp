@@ -20,10 +20,12 @@ foo_rt::Event createEvent(c10::EventFlag flag) {
 struct GuardImpl final : public c10::impl::DeviceGuardImplInterface {
   c10::DeviceType type() const override { return kFoo; }
 
+  // Device guards around most ops find the device already current: then one thread-local read, as CUDA's
+  // MaybeExchangeDevice, instead of validating and setting it again.
   c10::Device exchangeDevice(c10::Device device) const override {
-    c10::Device previous = getDevice();
-    setDevice(device);
-    return previous;
+    const c10::DeviceIndex previous = currentDevice();
+    if (device.type() != kFoo || device.index() != previous) setDevice(device);
+    return c10::Device(kFoo, previous);
   }
 
   c10::Device getDevice() const override { return c10::Device(kFoo, currentDevice()); }

@@ -70,10 +70,6 @@ c10::IValue aliasList(KernelScope& scope, const c10::IValue& v) {
 }  // namespace
 
 void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
-  TORCH_CHECK_NOT_IMPLEMENTED(op.hasComputedKernelForDispatchKey(c10::DispatchKey::CPU), "The operator '",
-                              op.operator_name(),
-                              "' is not implemented for foo: it has no foo kernel, and no CPU kernel for the CPU "
-                              "fallback to run (PyTorch implements it only for other devices).");
   const c10::FunctionSchema& schema = op.schema();
   const size_t num_args = schema.arguments().size();
   const size_t first = stack->size() - num_args;
@@ -87,7 +83,7 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
     const c10::Argument& arg = schema.arguments()[i];
     const bool writes = arg.alias_info() && arg.alias_info()->isWrite();
     if (v.isTensor()) {
-      at::Tensor original = v.toTensor();
+      at::Tensor original = std::move(v).toTensor();
       if (writes) checkWrittenTensor(original, device);
       v = scope.alias(original);
       if (writes) written.emplace_back(original, v.toTensor());
@@ -113,7 +109,16 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
     }
   }
 
-  op.redispatchBoxed(c10::DispatchKeySet(c10::DispatchKey::CPU), stack);
+  try {
+    op.redispatchBoxed(c10::DispatchKeySet(c10::DispatchKey::CPU), stack);
+  } catch (const c10::NotImplementedError&) {
+    // Asked only on failure: the lookup would cost every fallback call.
+    TORCH_CHECK_NOT_IMPLEMENTED(op.hasComputedKernelForDispatchKey(c10::DispatchKey::CPU), "The operator '",
+                                op.operator_name(),
+                                "' is not implemented for foo: it has no foo kernel, and no CPU kernel for the CPU "
+                                "fallback to run (PyTorch implements it only for other devices).");
+    throw;
+  }
 
   for (auto& [original, alias] : written) scope.commit(original, alias);
   const size_t num_returns = schema.returns().size();
