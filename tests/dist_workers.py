@@ -295,6 +295,7 @@ def stream_order_worker(rank: int, world_size: int) -> None:
         torch.ops.foo.sleep(300_000)
         u.copy_(source, non_blocking=True)
         dist.all_reduce(u)
+    torch.foo.current_stream().wait_stream(side)  # as with NCCL: the side stream waits for the collective, not the host
     torch.testing.assert_close(u.cpu(), torch.full((1000,), float(sum(range(1, world_size + 1)))))
 
     # async_op: rank 0's collective is issued and still incomplete while rank 1 has not called it yet.
@@ -309,6 +310,20 @@ def stream_order_worker(rank: int, world_size: int) -> None:
         store.wait(["issued"])
         dist.all_reduce(v, async_op=True).wait()
     torch.testing.assert_close(v.cpu(), torch.full((8,), float(sum(range(1, world_size + 1)))))
+    # Work.wait() makes the current stream wait, not the host: rank 1 joins only after rank 0's wait() has returned,
+    # and work queued after it on the stream sees the result.
+    x = torch.full((8,), float(rank + 1), device=device)
+    if rank == 0:
+        work = dist.all_reduce(x, async_op=True)
+        assert work.wait()
+        assert not work.is_completed() and not torch.foo.current_stream().query()
+        store.set("waited", "1")
+        doubled = x * 2
+    else:
+        store.wait(["waited"])
+        dist.all_reduce(x)
+        doubled = x * 2
+    torch.testing.assert_close(doubled.cpu(), torch.full((8,), 2.0 * sum(range(1, world_size + 1))))
     # get_future completes with the foo tensors themselves.
     w = torch.full((8,), float(rank), device=device)
     result = dist.all_reduce(w, async_op=True).get_future().wait()
@@ -347,7 +362,8 @@ def ddp_worker(rank: int, world_size: int, epochs: int, batch_size: int) -> list
 
 
 def killed_peer_worker(rank: int, world_size: int) -> str:
-    """Rank 1 dies (SIGKILL) while rank 0 waits in a collective; rank 0 gets Gloo's error instead of hanging."""
+    """Rank 1 dies (SIGKILL) while rank 0's stream waits for a collective; rank 0's next synchronization raises Gloo's
+    error instead of hanging, and the process goes on working."""
     import signal
 
     init(rank, world_size, timeout=datetime.timedelta(seconds=5))
@@ -357,12 +373,17 @@ def killed_peer_worker(rank: int, world_size: int) -> str:
         store.wait(["in_collective"])
         os.kill(os.getpid(), signal.SIGKILL)
     work = dist.all_reduce(t, async_op=True)
+    assert work.wait()  # rank 1 has not joined: the stream waits, the host goes on
     store.set("in_collective", "1")
     try:
-        work.wait()
+        torch.foo.synchronize()
     except RuntimeError as e:
-        return f"{type(e).__name__}: {e}"
-    raise AssertionError("all_reduce with a dead peer returned")
+        error = f"{type(e).__name__}: {e}"
+    else:
+        raise AssertionError("all_reduce with a dead peer completed")
+    torch.foo.synchronize()  # reported once; the device works on
+    assert (torch.ones(4, device="foo") * 2).sum().item() == 8
+    return error
 
 
 def mismatch_worker(rank: int, world_size: int) -> dict:

@@ -152,6 +152,7 @@ def test_ddp_on_two_processes_equals_single_process_training():
 def test_killed_peer_gives_an_error_not_a_hang():
     reports = dist_workers.spawn(dist_workers.killed_peer_worker, reporting=[0], timeout=60)
     assert reports[0].startswith("RuntimeError"), reports
+    assert "work queued on a foo stream failed (stream 0 of foo:0: " in reports[0], reports
 
 
 @pytest.mark.slow

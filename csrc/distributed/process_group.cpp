@@ -1,10 +1,12 @@
 // torch.distributed on foo: a c10d Backend whose collectives run on device memory, with Gloo moving the bytes.
 //
 // Gloo sees each foo tensor through a CPU alias over the runtime's host view of the same memory (as kernels do, see
-// kernel_scope.h), so contiguous tensors travel without a copy. Ordering follows foo streams the way ProcessGroupGloo
-// follows CUDA streams: a collective starts after the work queued on the current stream of each tensor's device, and
-// Work.wait() returns (letting later work be queued) once Gloo is done and the results are in place. Gloo has no AVG
-// and needs dense buffers: AVG runs as SUM divided afterwards, non-contiguous tensors go through contiguous buffers.
+// kernel_scope.h), so contiguous tensors travel without a copy. Ordering follows foo streams the way NCCL follows CUDA
+// streams: a collective starts after the work queued on the current stream of each tensor's device, and Work.wait()
+// makes the current stream wait for it (the host goes on; work queued later on that stream runs once Gloo is done and
+// the results are in place). A collective that fails after wait() returned is raised by the next call that
+// synchronizes with that stream. Gloo has no AVG and needs dense buffers: AVG runs as SUM divided afterwards,
+// non-contiguous tensors go through contiguous buffers.
 //
 // Python cannot subclass c10d::Backend, and this library has no pybind11, so the backend reaches Python through a
 // ProcessGroup (a TorchScript class): torch_foo/distributed.py passes one holding a Gloo backend for the CPU, and
@@ -15,7 +17,11 @@
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/library.h>
 
+#include <condition_variable>
+#include <deque>
 #include <mutex>
+#include <stdexcept>
+#include <thread>
 #include <type_traits>
 
 #include "foo/common.h"
@@ -33,6 +39,7 @@ struct Completion {
   std::vector<at::Tensor> written;        // what Gloo wrote: aliases or staging buffers
   std::vector<std::pair<at::Tensor, at::Tensor>> copy_back;  // (alias of a non-contiguous tensor, its buffer)
   int64_t average_over = 0;               // divide `written` by this (0: not an average)
+  c10::DeviceIndex device = -1;           // the foo device of the tensors (-1: none)
 
   void run() {
     std::call_once(once, [this] {
@@ -44,6 +51,43 @@ struct Completion {
   }
 };
 
+// What a stream waiting for a collective holds: Gloo's work and the completion.
+struct PendingWait {
+  c10::intrusive_ptr<c10d::Work> gloo;
+  std::shared_ptr<Completion> completion;
+};
+
+// Deletes what stream work held, on a thread of its own. Dropping the last reference to a tensor or storage that
+// Python knew, or to Gloo's work (it keeps the issuing thread's ThreadLocalState), takes the GIL; a stream worker must
+// never wait for it, since a thread holding the GIL may be waiting for that stream (any kernel does).
+void releaseOffStream(PendingWait* held) {
+  struct Releaser {
+    std::mutex mutex;
+    std::condition_variable ready;
+    std::deque<PendingWait*> queue;
+
+    Releaser() {
+      std::thread([this] {
+        std::unique_lock<std::mutex> lock(mutex);
+        for (;;) {
+          ready.wait(lock, [this] { return !queue.empty(); });
+          PendingWait* next = queue.front();
+          queue.pop_front();
+          lock.unlock();
+          delete next;
+          lock.lock();
+        }
+      }).detach();
+    }
+  };
+  static Releaser* releaser = new Releaser;  // never destroyed: its thread lives until the process exits
+  {
+    std::lock_guard<std::mutex> lock(releaser->mutex);
+    releaser->queue.push_back(held);
+  }
+  releaser->ready.notify_one();
+}
+
 class FooWork final : public c10d::Work {
  public:
   FooWork(c10::intrusive_ptr<c10d::Work> gloo, std::shared_ptr<Completion> completion, int rank)
@@ -54,11 +98,20 @@ class FooWork final : public c10d::Work {
   std::exception_ptr exception() const override { return gloo_->exception(); }
   int sourceRank() const override { return gloo_->sourceRank(); }
   std::vector<at::Tensor> result() override { return completion_->results; }
-  void synchronize() override { completion_->run(); }
+  void synchronize() override { wait(::kNoTimeout); }
+  // As NCCL's: the current stream of the tensors' device waits for the collective, the host does not. Done (or
+  // without foo tensors), it raises Gloo's error (timeout, peer gone, mismatch) here.
   bool wait(std::chrono::milliseconds timeout) override {
-    const bool completed = gloo_->wait(timeout);  // raises Gloo's error (timeout, peer gone, mismatch)
-    if (completed) completion_->run();
-    return completed;
+    if (completion_->device < 0 || gloo_->isCompleted()) return waitHere(gloo_, completion_, timeout);
+    std::shared_ptr<PendingWait> pending(new PendingWait{gloo_, completion_}, &releaseOffStream);
+    FOO_CHECK(foo_rt::launchAsync(currentRuntimeStream(completion_->device), [pending, timeout] {
+      try {
+        waitHere(pending->gloo, pending->completion, timeout);
+      } catch (const c10::Error& e) {
+        throw std::runtime_error(e.what_without_backtrace());
+      }
+    }));
+    return true;
   }
   void abort() override { gloo_->abort(); }
   uint64_t getSequencenumber() const override { return gloo_->getSequencenumber(); }
@@ -74,6 +127,13 @@ class FooWork final : public c10d::Work {
   }
 
  private:
+  static bool waitHere(const c10::intrusive_ptr<c10d::Work>& gloo, const std::shared_ptr<Completion>& completion,
+                       std::chrono::milliseconds timeout) {
+    const bool completed = gloo->wait(timeout);
+    if (completed) completion->run();
+    return completed;
+  }
+
   c10::intrusive_ptr<c10d::Work> gloo_;
   std::shared_ptr<Completion> completion_;
 };
@@ -93,11 +153,13 @@ class Collective {
 
   // A tensor Gloo only reads.
   at::Tensor input(const at::Tensor& t) {
+    noteDevice(t);
     at::Tensor alias = hostAlias(t);
     return alias.is_contiguous() ? alias : alias.contiguous();
   }
   // A tensor Gloo writes (and may read first): its current contents go in, the result comes back into it.
   at::Tensor output(const at::Tensor& t) {
+    noteDevice(t);
     at::Tensor alias = hostAlias(t);
     completion_->results.push_back(t);
     if (!alias.is_contiguous()) {
@@ -141,6 +203,10 @@ class Collective {
   }
 
  private:
+  void noteDevice(const at::Tensor& t) {
+    if (completion_->device < 0 && t.defined() && t.device().type() == kFoo) completion_->device = t.device().index();
+  }
+
   int rank_;
   std::shared_ptr<Completion> completion_;
 };

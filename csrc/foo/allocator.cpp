@@ -412,8 +412,9 @@ class CachingAllocator final : public c10::DeviceAllocator {
       // their deleters take it.
       pool.stats.num_alloc_retries += 1;
       lock.unlock();
-      foo_rt::deviceSynchronize(device);
+      const foo_rt::Status synchronized = foo_rt::deviceSynchronize(device);
       lock.lock();
+      FOO_CHECK(synchronized);  // queued work that failed is reported here rather than lost
       collectPending(pool);
       releaseCached(pool, lock, kGeneralPool);
       status = deviceMalloc();

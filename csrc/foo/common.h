@@ -15,8 +15,15 @@ constexpr c10::DeviceType kFoo = c10::DeviceType::PrivateUse1;
   do {                                                                                         \
     ::foo_rt::Status foo_status_ = (expr);                                                     \
     TORCH_CHECK(foo_status_ == ::foo_rt::Status::Success, "foo runtime error in ", #expr, ": ", \
-                ::foo_rt::statusString(foo_status_));                                          \
+                ::torch_foo::describeStatus(foo_status_));                                     \
   } while (0)
+
+// A status in words; a failure of queued work adds what failed.
+inline std::string describeStatus(foo_rt::Status status) {
+  std::string text = foo_rt::statusString(status);
+  if (status == foo_rt::Status::WorkFailed) text.append(" (").append(foo_rt::lastWorkFailure()).append(")");
+  return text;
+}
 
 inline c10::DeviceIndex deviceCount() noexcept { return static_cast<c10::DeviceIndex>(foo_rt::deviceCount()); }
 

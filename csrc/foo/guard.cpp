@@ -63,7 +63,10 @@ struct GuardImpl final : public c10::impl::DeviceGuardImplInterface {
   c10::DeviceIndex deviceCount() const noexcept override { return torch_foo::deviceCount(); }
 
   bool queryStream(const c10::Stream& stream) const override {
-    return foo_rt::streamQuery(runtimeStream(stream)) == foo_rt::Status::Success;
+    const foo_rt::Status status = foo_rt::streamQuery(runtimeStream(stream));
+    if (status == foo_rt::Status::NotReady) return false;
+    FOO_CHECK(status);  // a failure of queued work is raised, not taken for "still busy"
+    return true;
   }
 
   void synchronizeStream(const c10::Stream& stream) const override {

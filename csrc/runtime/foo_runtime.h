@@ -36,9 +36,12 @@ enum class Status : int {
   DeviceMismatch,    // stream/event of one device used with another
   SystemError,       // mmap/memfd failure
   ForkedChild,       // called in a child forked after the parent had used the runtime (see forkedChild)
+  WorkFailed,        // work queued on a stream threw; lastWorkFailure() says what (see launch)
 };
 
 const char* statusString(Status s);
+// What the calling thread's last WorkFailed status reported: "stream <id> of foo:<device>: <the exception's message>".
+const char* lastWorkFailure() noexcept;
 
 // ---- devices ------------------------------------------------------------------------------------------------------
 // Number of devices: TORCH_FOO_DEVICE_COUNT (default 2), read once.
@@ -106,7 +109,7 @@ int streamDevice(Stream stream);
 int streamPriority(Stream stream);
 // Process-unique id of the stream (default streams have id 0 on every device).
 std::int64_t streamId(Stream stream);
-Status streamQuery(Stream stream);  // Success if idle, NotReady if work pending
+Status streamQuery(Stream stream);  // Success if idle, NotReady if work pending, WorkFailed (see launch)
 // True on a stream's worker thread (running queued work, which has no caller waiting for it).
 bool onStreamWorker() noexcept;
 // Called from work running on the stream itself, returns at once (everything queued before that work has run).
@@ -114,8 +117,10 @@ Status streamSynchronize(Stream stream);
 // Runs work in stream order: inline on the caller when the stream is idle, else queued behind pending work (work must
 // then own everything it touches). Returns after running inline, or after queueing.
 // An exception thrown by work run inline propagates to the caller. Work run on the stream's worker thread has no
-// caller: its exception is reported on stderr and the stream carries on with the next item. Queued work (and what it
-// captured) is destroyed on the worker before the stream counts it as done.
+// caller: the stream keeps its failure (the first one, if several) and carries on with the next item, and the next
+// streamSynchronize, streamQuery or deviceSynchronize of it (directly, or through runInOrder or a synchronous memcpy)
+// returns WorkFailed once, as an asynchronous CUDA error surfaces at the next synchronizing call. Queued work (and
+// what it captured) is destroyed on the worker before the stream counts it as done.
 Status launch(Stream stream, std::function<void()> work);
 // Queues work on the stream's worker even when the stream is idle: the caller never runs it nor waits for it. Later
 // work on the stream queues behind it.

@@ -3,7 +3,7 @@
 
 namespace foo_rt {
 namespace detail {
-// True when nothing is queued or running on the stream's worker.
+// True when nothing is queued or running on the stream's worker and no failure of queued work awaits reporting.
 bool streamIdle(Stream stream) noexcept;
 }  // namespace detail
 

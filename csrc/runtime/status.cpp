@@ -23,6 +23,8 @@ const char* statusString(Status s) {
     case Status::ForkedChild:
       return "the foo runtime was in use before this process was forked, and a forked child cannot use it: start "
              "child processes with the 'spawn' or 'forkserver' method";
+    case Status::WorkFailed:
+      return "work queued on a foo stream failed";
   }
   return "unknown status";
 }

@@ -32,6 +32,8 @@ struct StreamImpl {
 
   // Items queued or running on the worker. Changed under mutex; read without it by the idle test of the fast path.
   std::atomic<std::int64_t> pending{0};
+  // Set by the worker when queued work threw and no synchronizing call has reported it yet (failure says what).
+  std::atomic<bool> failed{false};
   std::mutex mutex;
   std::condition_variable work_available;
   std::condition_variable item_done;
@@ -42,12 +44,15 @@ struct StreamImpl {
   std::deque<std::function<void()>> queue;
   std::thread worker;     // started by the first queued item
   bool stopping = false;  // set by streamDestroy; the worker exits once the queue is empty
+  std::string failure;    // the first unreported failure of queued work (under mutex)
 };
 
 namespace {
 
 // The stream whose worker is the calling thread, if any.
 thread_local StreamImpl* t_worker_stream = nullptr;
+// What the calling thread's last WorkFailed status reported.
+thread_local std::string t_last_work_failure;
 
 // Every live stream, so that bad handles are refused instead of dereferenced. Shared ownership lets
 // deviceSynchronize wait on a stream that another thread destroys meanwhile.
@@ -114,17 +119,34 @@ bool isLive(Stream stream) noexcept {
 
 std::atomic<std::int64_t> g_next_stream_id{1};
 
-// Work on a worker has no caller to throw to: report and carry on with the next item.
-void runReportingErrors(const StreamImpl& stream, const std::function<void()>& work) {
+// Work on a worker has no caller to throw to: the stream keeps the failure for the next call that synchronizes with
+// it (as an asynchronous CUDA error surfaces at the next synchronizing call), and carries on with the next item.
+void runKeepingFailures(StreamImpl& stream, const std::function<void()>& work) {
+  std::string what;
   try {
     work();
+    return;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "foo runtime: work queued on stream %lld of foo:%d threw: %s\n",
-                 static_cast<long long>(stream.id), stream.device, e.what());
+    what = e.what();
   } catch (...) {
-    std::fprintf(stderr, "foo runtime: work queued on stream %lld of foo:%d threw a non-standard exception\n",
-                 static_cast<long long>(stream.id), stream.device);
+    what = "a non-standard exception";
   }
+  std::lock_guard<std::mutex> lock(stream.mutex);
+  if (stream.failure.empty()) {
+    stream.failure = "stream " + std::to_string(stream.id) + " of foo:" + std::to_string(stream.device) + ": " + what;
+  }
+  stream.failed.store(true, std::memory_order_release);  // before the item counts as done: streamIdle sees both
+}
+
+// Reports (and forgets) the stream's unreported failure, if any.
+Status takeFailure(StreamImpl* stream) {
+  if (!stream->failed.load(std::memory_order_acquire)) return Status::Success;
+  std::lock_guard<std::mutex> lock(stream->mutex);
+  if (!stream->failed.load(std::memory_order_relaxed)) return Status::Success;  // another thread reported it
+  t_last_work_failure = std::move(stream->failure);
+  stream->failure.clear();
+  stream->failed.store(false, std::memory_order_relaxed);
+  return Status::WorkFailed;
 }
 
 void runWorker(StreamImpl* stream) {
@@ -138,7 +160,7 @@ void runWorker(StreamImpl* stream) {
     std::function<void()> work = std::move(stream->queue.front());
     stream->queue.pop_front();
     lock.unlock();
-    runReportingErrors(*stream, work);
+    runKeepingFailures(*stream, work);
     work = nullptr;  // what the work captured dies before the item counts as done
     lock.lock();
     ++stream->finished;
@@ -189,7 +211,9 @@ void waitForSubmittedWork(StreamImpl* stream) {
 
 namespace detail {
 
-bool streamIdle(Stream stream) noexcept { return stream->pending.load(std::memory_order_acquire) == 0; }
+bool streamIdle(Stream stream) noexcept {
+  return stream->pending.load(std::memory_order_acquire) == 0 && !stream->failed.load(std::memory_order_relaxed);
+}
 
 }  // namespace detail
 
@@ -240,17 +264,20 @@ std::int64_t streamId(Stream stream) { return isLive(stream) ? stream->id : -1; 
 
 bool onStreamWorker() noexcept { return t_worker_stream != nullptr; }
 
+const char* lastWorkFailure() noexcept { return t_last_work_failure.c_str(); }
+
 Status streamQuery(Stream stream) {
   if (forkedChild()) return Status::ForkedChild;
   if (!isLive(stream)) return Status::InvalidHandle;
-  return detail::streamIdle(stream) ? Status::Success : Status::NotReady;
+  if (stream->pending.load(std::memory_order_acquire) != 0) return Status::NotReady;
+  return takeFailure(stream);
 }
 
 Status streamSynchronize(Stream stream) {
   if (forkedChild()) return Status::ForkedChild;
   if (!isLive(stream)) return Status::InvalidHandle;
   waitForSubmittedWork(stream);
-  return Status::Success;
+  return takeFailure(stream);
 }
 
 Status deviceSynchronize(int device) {
@@ -264,6 +291,9 @@ Status deviceSynchronize(int device) {
       marks.emplace_back(std::move(stream), mark);
     }
     for (const auto& [stream, mark] : marks) waitForMark(stream.get(), mark);
+    for (const auto& [stream, mark] : marks) {
+      if (takeFailure(stream.get()) != Status::Success) return Status::WorkFailed;  // the others stay for later calls
+    }
   } catch (const std::bad_alloc&) {
     return Status::OutOfMemory;
   }

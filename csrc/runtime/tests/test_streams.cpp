@@ -9,6 +9,7 @@
 #include <mutex>
 #include <numeric>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -122,15 +123,48 @@ TEST_F(Streams, RunInOrderWaitsForQueuedWork) {
   }
 }
 
-TEST_F(Streams, AThrowingWorkItemDoesNotStopTheStream) {
+TEST_F(Streams, AThrowingWorkItemDoesNotStopTheStreamAndTheNextSynchronizeReportsItOnce) {
   bool later_ran = false;
-  {
-    StreamBlocker blocker(stream_);
-    ASSERT_OK(foo_rt::launch(stream_, [] { throw std::runtime_error("expected by the test"); }));
-    ASSERT_OK(foo_rt::launch(stream_, [&] { later_ran = true; }));
-  }
-  ASSERT_OK(foo_rt::streamSynchronize(stream_));
+  ASSERT_OK(foo_rt::launchAsync(stream_, [] { throw std::runtime_error("first failure"); }));
+  ASSERT_OK(foo_rt::launch(stream_, [] { throw std::runtime_error("second failure"); }));
+  ASSERT_OK(foo_rt::launch(stream_, [&] { later_ran = true; }));
+  EXPECT_EQ(Status::WorkFailed, foo_rt::streamSynchronize(stream_));
   EXPECT_TRUE(later_ran);
+  const std::string expected = "stream " + std::to_string(foo_rt::streamId(stream_)) + " of foo:0: first failure";
+  EXPECT_EQ(expected, foo_rt::lastWorkFailure());
+  EXPECT_OK(foo_rt::streamSynchronize(stream_));  // reported: the stream is usable again
+  EXPECT_OK(foo_rt::streamQuery(stream_));
+}
+
+TEST_F(Streams, AFailureOfQueuedWorkReachesQueryRunInOrderAndDeviceSynchronize) {
+  // Queues a failing item and waits for it through an event (an event's synchronize reports no failure).
+  auto fail = [this] {
+    foo_rt::Event done = nullptr;
+    ASSERT_OK(foo_rt::eventCreate(&done));
+    ASSERT_OK(foo_rt::launchAsync(stream_, [] { throw std::runtime_error("expected by the test"); }));
+    ASSERT_OK(foo_rt::eventRecord(done, stream_));
+    ASSERT_OK(foo_rt::eventSynchronize(done));
+    ASSERT_OK(foo_rt::eventDestroy(done));
+  };
+  fail();
+  ASSERT_OK(foo_rt::streamSynchronize(foo_rt::defaultStream(0)));  // another stream's failure is not its own
+  EXPECT_FALSE(foo_rt::detail::streamIdle(stream_));  // the unreported failure keeps the fast path off
+  Status query = Status::NotReady;
+  while (query == Status::NotReady) query = foo_rt::streamQuery(stream_);  // the event fires just before the item ends
+  EXPECT_EQ(Status::WorkFailed, query);
+  EXPECT_OK(foo_rt::streamQuery(stream_));
+
+  fail();
+  bool ran = false;
+  EXPECT_EQ(Status::WorkFailed, foo_rt::runInOrder(stream_, [&] { ran = true; }));
+  EXPECT_FALSE(ran);  // work ordered after a failure does not run on top of it
+  EXPECT_OK(foo_rt::runInOrder(stream_, [&] { ran = true; }));
+  EXPECT_TRUE(ran);
+
+  fail();
+  EXPECT_EQ(Status::WorkFailed, foo_rt::deviceSynchronize(0));
+  EXPECT_NE(std::string::npos, std::string(foo_rt::lastWorkFailure()).find("expected by the test"));
+  EXPECT_OK(foo_rt::deviceSynchronize(0));
 }
 
 TEST_F(Streams, WorkCanQueueMoreWorkAndSynchronizeItsOwnStream) {
