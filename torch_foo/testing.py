@@ -167,7 +167,7 @@ def assert_matches_cpu(fn: Callable[..., Any], *args: Any, fallbacks: Collection
     scalars, say) are passed to both runs as they are: fn should not change them.
 
     Returns the CPU-fallback report of the foo run ({aten op: count}, see torch_foo.fallback_stats). With
-    ``fallbacks`` (a collection of op names such as "aten::cumsum.out"; empty for none), an op outside it that ran
+    ``fallbacks`` (a collection of op names such as "aten::cumsum"; empty for none), an op outside it that ran
     through the fallback fails the check.
     """
     cpu_args = _cpu_twin(list(args), {})

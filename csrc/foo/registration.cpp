@@ -143,8 +143,11 @@ std::vector<std::string> installKernels(const std::string& library) {
               " declared no foo kernel families: load it first");
   std::vector<FamilyDeclaration> incoming = found->second;
   checkUniqueNames(incoming);
-  std::stable_partition(incoming.begin(), incoming.end(),
-                        [](const FamilyDeclaration& d) { return d.kind == torch::Library::FRAGMENT; });
+  // Operator definitions first, then kernels, then the families that look at the kernels registered before them.
+  std::stable_sort(incoming.begin(), incoming.end(), [](const FamilyDeclaration& a, const FamilyDeclaration& b) {
+    auto order = [](const FamilyDeclaration& d) { return d.kind == torch::Library::FRAGMENT ? 0 : d.after_all_kernels ? 2 : 1; };
+    return order(a) < order(b);
+  });
   std::vector<FamilyDeclaration> previous;
   for (const Family& family : r.installed) previous.push_back(family.declaration);
   // Withdrawn first: a second fallback or definition for the same key or name is refused, not replaced.

@@ -26,6 +26,7 @@ struct FamilyDeclaration {
   KernelRegistrar registrar;
   const char* file;
   uint32_t line;
+  bool after_all_kernels = false;  // registers after every other family (it looks at what they registered)
 };
 
 // Records a family of the library that holds its registrar; runs in the kernels library's static initialisers.
@@ -42,14 +43,18 @@ std::vector<std::string> kernelFamilies();
 
 }  // namespace torch_foo
 
-#define FOO_REGISTER_FAMILY(family, kind, ns, key, m)                                                   \
+#define FOO_REGISTER_FAMILY_ORDERED(family, kind, ns, key, after_all_kernels, m)                          \
   static void foo_register_##family(torch::Library& m);                                                 \
   static const bool foo_declared_##family = ::torch_foo::declareKernelFamily(                           \
-      {#family, torch::Library::kind, #ns, key, &foo_register_##family, __FILE__, __LINE__});           \
+      {#family, torch::Library::kind, #ns, key, &foo_register_##family, __FILE__, __LINE__, after_all_kernels}); \
   static void foo_register_##family(torch::Library& m)
+#define FOO_REGISTER_FAMILY(family, kind, ns, key, m) FOO_REGISTER_FAMILY_ORDERED(family, kind, ns, key, false, m)
 
 // Kernels for aten operators on foo: FOO_KERNELS(family, m) { m.impl("add.Tensor", ...); }
 #define FOO_KERNELS(family, m) FOO_REGISTER_FAMILY(family, IMPL, aten, c10::DispatchKey::PrivateUse1, m)
+// Kernels for aten operators on foo chosen by what the other families registered: registered after all of them.
+#define FOO_KERNELS_AFTER_ALL(family, m) \
+  FOO_REGISTER_FAMILY_ORDERED(family, IMPL, aten, c10::DispatchKey::PrivateUse1, true, m)
 // Kernels for aten operators under another dispatch key (e.g. fallthroughs for Conjugate).
 #define FOO_KERNELS_FOR_KEY(family, key, m) FOO_REGISTER_FAMILY(family, IMPL, aten, c10::DispatchKey::key, m)
 // The boxed fallback for every operator without a foo kernel: FOO_FALLBACK(family, m) { m.fallback(...); }

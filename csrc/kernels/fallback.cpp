@@ -200,4 +200,36 @@ FOO_KERNELS(cpu_kernels, m) {
   }
 }
 
+// Structured operators (a functional and an in-place variant built on one out= kernel) whose variants foo has no
+// kernel for run whole through the fallback, on CPU's own kernel for the variant. Their composite wrapper would
+// otherwise allocate the result with an at::empty dispatched to foo and then go through the fallback for the out=
+// variant: two dispatches, a device guard and a resize check more, about a third of a small fallback op's cost.
+FOO_KERNELS_AFTER_ALL(structured_through_fallback, m) {
+  c10::Dispatcher& dispatcher = c10::Dispatcher::singleton();
+  auto hasFooKernel = [&](const std::string& name, const std::string& overload, bool* exists) {
+    const std::optional<c10::OperatorHandle> op = dispatcher.findOp({name, overload});
+    if (op) *exists = true;
+    return op && op->hasKernelForDispatchKey(c10::DispatchKey::PrivateUse1);
+  };
+  for (const c10::OperatorName& name : dispatcher.getAllOpNames()) {
+    if (name.name.rfind("aten::", 0) != 0) continue;
+    const std::optional<c10::OperatorHandle> op = dispatcher.findOp(name);
+    if (!op || !op->hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutogradNonFunctional) ||
+        !op->hasKernelForDispatchKey(c10::DispatchKey::CPU) || op->hasKernelForDispatchKey(c10::DispatchKey::PrivateUse1)) {
+      continue;
+    }
+    // The out= variant the wrapper calls ("add.out" for add.Tensor and add_.Tensor, "pow.Tensor_Scalar_out" for
+    // pow.Tensor_Scalar): one with a foo kernel is faster through the wrapper.
+    std::string base = name.name;
+    if (base.back() == '_') base.pop_back();
+    bool out_exists = false;
+    if (hasFooKernel(base, "out", &out_exists) ||
+        (!name.overload_name.empty() && hasFooKernel(base, name.overload_name + "_out", &out_exists)) || !out_exists) {
+      continue;
+    }
+    const std::string schema_name = name.name.substr(6) + (name.overload_name.empty() ? "" : "." + name.overload_name);
+    m.impl(schema_name.c_str(), torch::CppFunction::makeFromBoxedFunction<&fooFallback>());
+  }
+}
+
 }  // namespace torch_foo
