@@ -145,7 +145,9 @@ std::vector<std::string> installKernels(const std::string& library) {
   checkUniqueNames(incoming);
   // Operator definitions first, then kernels, then the families that look at the kernels registered before them.
   std::stable_sort(incoming.begin(), incoming.end(), [](const FamilyDeclaration& a, const FamilyDeclaration& b) {
-    auto order = [](const FamilyDeclaration& d) { return d.kind == torch::Library::FRAGMENT ? 0 : d.after_all_kernels ? 2 : 1; };
+    auto order = [](const FamilyDeclaration& d) {
+      return d.kind == torch::Library::FRAGMENT ? 0 : d.after_all_kernels ? 2 : 1;
+    };
     return order(a) < order(b);
   });
   std::vector<FamilyDeclaration> previous;
