@@ -387,9 +387,9 @@ def killed_peer_worker(rank: int, world_size: int) -> str:
 
 
 def mismatch_worker(rank: int, world_size: int) -> dict:
-    """Mismatched shapes raise on foo as they do on CPU tensors with Gloo; a bad peer rank raises at once on foo.
-    Shapes are checked across ranks by TORCH_DISTRIBUTED_DEBUG=DETAIL's wrapper (which torch applies to plugin backends
-    too): without it Gloo itself, on CPU tensors as on foo, aborts the process when sizes differ. A bad rank is not
+    """Under TORCH_DISTRIBUTED_DEBUG=DETAIL, mismatched shapes raise the wrapper's error on foo as on CPU tensors with
+    Gloo (torch wraps plugin backends too; without DETAIL, Gloo aborts on CPU tensors while foo raises its own error:
+    disagreement_worker). A bad peer rank raises at once on foo. A bad rank is not
     tried on CPU tensors: Gloo waits out the timeout on the store for the missing peer, and a process that did so could
     crash later in Gloo's teardown (seen once in CI, in the CPU half of this worker)."""
     os.environ["TORCH_DISTRIBUTED_DEBUG"] = "DETAIL"
@@ -411,6 +411,35 @@ def mismatch_worker(rank: int, world_size: int) -> dict:
         except ValueError as e:
             errors[("recv", bad_rank)] = str(e)
     dist.barrier()
+    return errors
+
+
+def disagreement_worker(rank: int, world_size: int) -> dict:
+    """Ranks that call different collectives, or one collective on different shapes, dtypes or all_to_all splits, in
+    the default debug mode (where Gloo on CPU tensors aborts the process): each gets foo's error naming what every
+    rank called, and the group works on. Returns {case: error message}."""
+    init(rank, world_size)
+    device = torch.device("foo", torch.foo.current_device())
+    cases = {
+        "shape": lambda: dist.all_reduce(torch.ones(4 + rank, device=device)),
+        "dtype": lambda: dist.broadcast(torch.ones(4, device=device, dtype=(torch.float32, torch.int32)[rank]), 0),
+        "operation": lambda: (dist.all_reduce(torch.ones(4, device=device)) if rank == 0
+                              else dist.broadcast(torch.ones(4, device=device), 0)),
+        "gather size": lambda: dist.all_gather_into_tensor(torch.empty(2 * (3 + rank), device=device),
+                                                           torch.ones(3 + rank, device=device)),
+        "all_to_all splits": lambda: dist.all_to_all_single(torch.empty(3, device=device), torch.ones(3, device=device),
+                                                            [1 + rank, 2 - rank], [1, 2]),
+    }
+    errors = {}
+    for case, call in cases.items():
+        try:
+            call()
+            torch.foo.synchronize()  # the error may come with the wait on the stream rather than the call
+        except RuntimeError as e:
+            errors[case] = str(e)
+        t = torch.full((4,), float(rank + 1), device=device)
+        dist.all_reduce(t)
+        assert t.cpu().tolist() == [3.0] * 4, (case, t)
     return errors
 
 

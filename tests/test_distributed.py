@@ -168,6 +168,30 @@ def test_mismatched_shapes_and_bad_ranks_raise_clear_errors():
 
 
 @pytest.mark.slow
+def test_disagreeing_ranks_get_an_error_naming_each_call_and_the_group_works_on():
+    errors = dist_workers.spawn(dist_workers.disagreement_worker, timeout=120)
+    called = "rank {} called {}"
+    expected = {
+        "shape": (called.format(0, "ALLREDUCE (SUM) on 1 tensor Float [4]"),
+                  called.format(1, "ALLREDUCE (SUM) on 1 tensor Float [5]")),
+        "dtype": (called.format(0, "BROADCAST with root 0 on 1 tensor Float [4]"),
+                  called.format(1, "BROADCAST with root 0 on 1 tensor Int [4]")),
+        "operation": (called.format(0, "ALLREDUCE (SUM)"), called.format(1, "BROADCAST with root 0")),
+        "gather size": (called.format(0, "_ALLGATHER_BASE on 1 tensor Float [3]"),
+                        called.format(1, "_ALLGATHER_BASE on 1 tensor Float [4]")),
+        "all_to_all splits": (called.format(0, "ALLTOALL_BASE of Float sending [1, 2] and receiving [1, 2] elements"),
+                              called.format(1, "ALLTOALL_BASE of Float sending [1, 2] and receiving [2, 1] elements")),
+    }
+    for rank in (0, 1):
+        assert set(errors[rank]) == set(expected), errors[rank]
+        for case, described in expected.items():
+            message = errors[rank][case]
+            assert "foo collectives: the ranks disagree on collective #" in message, message
+            assert all(part in message for part in described), (case, message)
+            assert "this one exchanged no data on any rank" in message, message
+
+
+@pytest.mark.slow
 def test_fsdp2_fully_shard_on_two_processes_equals_single_process_training():
     epochs, batch_size = 1, 60
     parameters = dist_workers.spawn(dist_workers.fsdp_worker, epochs=epochs, batch_size=batch_size)

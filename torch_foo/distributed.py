@@ -1,7 +1,10 @@
 """torch.distributed on foo: the ``foo`` c10d backend (csrc/distributed/process_group.cpp).
 
 Gloo, from the torch wheel, moves the bytes; the backend hands it host views of the device memory, so collectives
-need no staging copies. It is registered for the ``foo`` device type, so ``init_process_group()`` picks it on foo and
+need no staging copies. Before Gloo runs a collective, the ranks agree on its signature (operation, dtypes, shapes)
+over a second Gloo group: ranks that disagree get an error naming what each called, where Gloo would abort.
+
+It is registered for the ``foo`` device type, so ``init_process_group()`` picks it on foo and
 ``init_process_group("cpu:gloo,foo:foo")`` serves both devices::
 
     dist.init_process_group("cpu:gloo,foo:foo")
@@ -26,13 +29,18 @@ def load_backend_library() -> None:
 
 
 def _create_backend(store, rank: int, world_size: int, timeout):
-    """Creator called by init_process_group / new_group: a foo backend over a fresh Gloo backend on the same store."""
+    """Creator called by init_process_group / new_group: a foo backend over a fresh Gloo backend on the same store,
+    and a second one of its own on which the ranks agree on each collective before Gloo runs it."""
     load_backend_library()
-    gloo = dist.ProcessGroupGloo(store, rank, world_size, timeout)
-    # The C++ backend comes back to Python through a process group (its TorchScript class), not pybind11.
-    holder = dist.ProcessGroup(store, rank, world_size)
-    holder._register_backend(torch.device("cpu"), dist.ProcessGroup.BackendType.GLOO, gloo)
-    torch.ops.foo.attach_backend(holder.boxed())
+    groups = []
+    for gloo_store in (store, dist.PrefixStore("foo_signatures", store)):
+        # The C++ backend comes back to Python through a process group (its TorchScript class), not pybind11.
+        group = dist.ProcessGroup(gloo_store, rank, world_size)
+        group._register_backend(torch.device("cpu"), dist.ProcessGroup.BackendType.GLOO,
+                                dist.ProcessGroupGloo(gloo_store, rank, world_size, timeout))
+        groups.append(group)
+    holder, signatures = groups
+    torch.ops.foo.attach_backend(holder.boxed(), signatures.boxed())
     return holder._get_backend(torch.device(BACKEND))
 
 

@@ -2,24 +2,36 @@
 //
 // Gloo sees each foo tensor through a CPU alias over the runtime's host view of the same memory (as kernels do, see
 // kernel_scope.h), so contiguous tensors travel without a copy. Ordering follows foo streams the way NCCL follows CUDA
-// streams: a collective starts after the work queued on the current stream of each tensor's device, and Work.wait()
-// makes the current stream wait for it (the host goes on; work queued later on that stream runs once Gloo is done and
-// the results are in place). A collective that fails after wait() returned is raised by the next call that
-// synchronizes with that stream. Gloo has no AVG and needs dense buffers: AVG runs as SUM divided afterwards,
-// non-contiguous tensors go through contiguous buffers.
+// streams, and no call makes the host wait for its peers: a collective starts after the work queued before the call
+// on the current stream of each tensor's device, and Work.wait() makes the current stream wait for it (work queued
+// later on that stream runs once Gloo is done and the results are in place). A collective that fails after wait()
+// returned is raised by the next call that synchronizes with that stream. Gloo has no AVG and needs dense buffers:
+// AVG runs as SUM divided afterwards, non-contiguous tensors go through contiguous buffers.
+//
+// Gloo aborts the process when ranks give one collective different sizes (its transport thread throws). So before
+// Gloo sees a collective, the ranks exchange its signature (operation, root, reduction, dtypes and shapes) over a
+// Gloo group of their own, and a disagreement fails the collective on every rank with a message saying what each
+// called. A thread per backend issues Gloo's work in call order (Gloo's tags follow that order, which must be the same
+// on every rank) once the signatures agree and the streams have reached the call.
 //
 // Python cannot subclass c10d::Backend, and this library has no pybind11, so the backend reaches Python through a
-// ProcessGroup (a TorchScript class): torch_foo/distributed.py passes one holding a Gloo backend for the CPU, and
-// attach_backend adds the foo backend to it for PrivateUse1.
+// ProcessGroup (a TorchScript class): torch_foo/distributed.py passes one holding a Gloo backend for the CPU (and a
+// second one holding the signatures' Gloo backend), and attach_backend adds the foo backend to it for PrivateUse1.
 //
 // This is a library of its own (csrc/distributed/), built and loaded by the first process group that needs it:
 // c10d's headers include all of ATen, and compiling them would add a tenth to every first `import torch_foo`.
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <functional>
+#include <future>
+#include <memory>
 #include <mutex>
+#include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
@@ -31,8 +43,45 @@
 namespace torch_foo {
 namespace {
 
-// What is left to do on the foo side once Gloo has finished: divide an AVG's sum, copy staged results back. Shared by
-// the work and its future, whichever completes first does it.
+// Something a stream worker or the issuing thread lets go of through releaseElsewhere.
+struct Held {
+  virtual ~Held() = default;
+};
+
+// Deletes `held` on a thread of its own. Dropping the last reference to a tensor or storage that Python knew, or to
+// Gloo's work (it keeps the issuing thread's ThreadLocalState), takes the GIL; neither a stream worker nor the issuing
+// thread may wait for it, since a thread holding the GIL may be waiting for them (any kernel waits for its stream, and
+// a stream waiting for a collective waits for the issuing thread).
+void releaseElsewhere(Held* held) {
+  struct Releaser {
+    std::mutex mutex;
+    std::condition_variable ready;
+    std::deque<Held*> queue;
+
+    Releaser() {
+      std::thread([this] {
+        std::unique_lock<std::mutex> lock(mutex);
+        for (;;) {
+          ready.wait(lock, [this] { return !queue.empty(); });
+          Held* next = queue.front();
+          queue.pop_front();
+          lock.unlock();
+          delete next;
+          lock.lock();
+        }
+      }).detach();
+    }
+  };
+  static Releaser* releaser = new Releaser;  // never destroyed: its thread lives until the process exits
+  {
+    std::lock_guard<std::mutex> lock(releaser->mutex);
+    releaser->queue.push_back(held);
+  }
+  releaser->ready.notify_one();
+}
+
+// What is left to do on the foo side once Gloo has finished: divide an AVG's sum, copy staged results back. Whichever
+// completes first (a wait or the future) does it.
 struct Completion {
   std::once_flag once;
   std::vector<at::Tensor> results;        // the foo tensors the caller gets back
@@ -51,91 +100,143 @@ struct Completion {
   }
 };
 
-// What a stream waiting for a collective holds: Gloo's work and the completion.
-struct PendingWait {
-  c10::intrusive_ptr<c10d::Work> gloo;
-  std::shared_ptr<Completion> completion;
+// One collective as the caller's work sees it: Gloo's work once the issuing thread has started it, or why it could
+// not (the ranks disagreed, a peer is gone, Gloo refused the arguments).
+class Issue {
+ public:
+  explicit Issue(std::shared_ptr<Completion> completion) : completion_(std::move(completion)) {}
+
+  void started(c10::intrusive_ptr<c10d::Work> gloo) { settle(std::move(gloo), nullptr); }
+  void failed(std::exception_ptr error) { settle(nullptr, std::move(error)); }
+
+  // Gloo's work, once started (waits for that); raises why the collective could not start.
+  c10::intrusive_ptr<c10d::Work> gloo() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    settled_cv_.wait(lock, [this] { return settled_; });
+    if (error_) std::rethrow_exception(error_);
+    return gloo_;
+  }
+  bool isCompleted() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return settled_ && (error_ || gloo_->isCompleted());
+  }
+  bool isSuccess() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return settled_ && !error_ && gloo_->isSuccess();
+  }
+  std::exception_ptr exception() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (error_ || gloo_ == nullptr) return error_;
+    return gloo_->exception();
+  }
+  void abort() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (gloo_ != nullptr) gloo_->abort();
+  }
+  // Completes with the foo tensors once the results are in place (DDP's reducer chains on this).
+  c10::intrusive_ptr<c10::ivalue::Future> future() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (future_ == nullptr) {
+      future_ = c10::make_intrusive<c10::ivalue::Future>(c10::ListType::create(c10::TensorType::get()));
+      if (settled_) {
+        lock.unlock();
+        chainFuture();
+      }
+    }
+    return future_;
+  }
+  const std::shared_ptr<Completion>& completion() const { return completion_; }
+
+ private:
+  void settle(c10::intrusive_ptr<c10d::Work> gloo, std::exception_ptr error) {
+    bool chain = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      gloo_ = std::move(gloo);
+      error_ = std::move(error);
+      settled_ = true;
+      chain = future_ != nullptr;
+    }
+    settled_cv_.notify_all();
+    if (chain) chainFuture();
+  }
+  // Called once, after settling (gloo_, error_ and future_ no longer change).
+  void chainFuture() {
+    if (error_) {
+      future_->setError(error_);
+      return;
+    }
+    gloo_->getFuture()->addCallback([future = future_, completion = completion_](c10::ivalue::Future& done) {
+      if (done.hasError()) {
+        future->setError(done.exception_ptr());
+        return;
+      }
+      try {
+        completion->run();
+      } catch (...) {
+        future->setError(std::current_exception());
+        return;
+      }
+      future->markCompleted(c10::IValue(completion->results));
+    });
+  }
+
+  std::mutex mutex_;
+  std::condition_variable settled_cv_;
+  bool settled_ = false;
+  c10::intrusive_ptr<c10d::Work> gloo_;
+  std::exception_ptr error_;
+  c10::intrusive_ptr<c10::ivalue::Future> future_;
+  const std::shared_ptr<Completion> completion_;
 };
 
-// Deletes what stream work held, on a thread of its own. Dropping the last reference to a tensor or storage that
-// Python knew, or to Gloo's work (it keeps the issuing thread's ThreadLocalState), takes the GIL; a stream worker must
-// never wait for it, since a thread holding the GIL may be waiting for that stream (any kernel does).
-void releaseOffStream(PendingWait* held) {
-  struct Releaser {
-    std::mutex mutex;
-    std::condition_variable ready;
-    std::deque<PendingWait*> queue;
-
-    Releaser() {
-      std::thread([this] {
-        std::unique_lock<std::mutex> lock(mutex);
-        for (;;) {
-          ready.wait(lock, [this] { return !queue.empty(); });
-          PendingWait* next = queue.front();
-          queue.pop_front();
-          lock.unlock();
-          delete next;
-          lock.lock();
-        }
-      }).detach();
-    }
-  };
-  static Releaser* releaser = new Releaser;  // never destroyed: its thread lives until the process exits
-  {
-    std::lock_guard<std::mutex> lock(releaser->mutex);
-    releaser->queue.push_back(held);
-  }
-  releaser->ready.notify_one();
+// Waits for the collective here (on the host or in stream work) and puts the results in place.
+bool waitHere(Issue& issue, std::chrono::milliseconds timeout) {
+  const bool completed = issue.gloo()->wait(timeout);
+  if (completed) issue.completion()->run();
+  return completed;
 }
+
+// What a stream waiting for a collective holds.
+struct PendingWait : Held {
+  explicit PendingWait(std::shared_ptr<Issue> issue) : issue(std::move(issue)) {}
+  std::shared_ptr<Issue> issue;
+};
 
 class FooWork final : public c10d::Work {
  public:
-  FooWork(c10::intrusive_ptr<c10d::Work> gloo, std::shared_ptr<Completion> completion, int rank)
-      : Work(rank, gloo->retrieveOpType()), gloo_(std::move(gloo)), completion_(std::move(completion)) {}
+  FooWork(std::shared_ptr<Issue> issue, int rank, c10d::OpType op) : Work(rank, op), issue_(std::move(issue)) {}
 
-  bool isCompleted() override { return gloo_->isCompleted(); }
-  bool isSuccess() const override { return gloo_->isSuccess(); }
-  std::exception_ptr exception() const override { return gloo_->exception(); }
-  int sourceRank() const override { return gloo_->sourceRank(); }
-  std::vector<at::Tensor> result() override { return completion_->results; }
+  bool isCompleted() override { return issue_->isCompleted(); }
+  bool isSuccess() const override { return issue_->isSuccess(); }
+  std::exception_ptr exception() const override { return issue_->exception(); }
+  int sourceRank() const override { return issue_->gloo()->sourceRank(); }
+  std::vector<at::Tensor> result() override {
+    issue_->gloo();
+    return issue_->completion()->results;
+  }
   void synchronize() override { wait(::kNoTimeout); }
   // As NCCL's: the current stream of the tensors' device waits for the collective, the host does not. Done (or
-  // without foo tensors), it raises Gloo's error (timeout, peer gone, mismatch) here.
+  // without foo tensors), it raises the collective's error (timeout, peer gone, disagreement) here.
   bool wait(std::chrono::milliseconds timeout) override {
-    if (completion_->device < 0 || gloo_->isCompleted()) return waitHere(gloo_, completion_, timeout);
-    std::shared_ptr<PendingWait> pending(new PendingWait{gloo_, completion_}, &releaseOffStream);
-    FOO_CHECK(foo_rt::launchAsync(currentRuntimeStream(completion_->device), [pending, timeout] {
+    const c10::DeviceIndex device = issue_->completion()->device;
+    if (device < 0 || issue_->isCompleted()) return waitHere(*issue_, timeout);
+    std::shared_ptr<PendingWait> pending(new PendingWait(issue_), &releaseElsewhere);
+    FOO_CHECK(foo_rt::launchAsync(currentRuntimeStream(device), [pending, timeout] {
       try {
-        waitHere(pending->gloo, pending->completion, timeout);
+        waitHere(*pending->issue, timeout);
       } catch (const c10::Error& e) {
         throw std::runtime_error(e.what_without_backtrace());
       }
     }));
     return true;
   }
-  void abort() override { gloo_->abort(); }
-  uint64_t getSequencenumber() const override { return gloo_->getSequencenumber(); }
-
-  // Completes with the foo tensors once the results are in place (DDP's reducer chains on this).
-  c10::intrusive_ptr<c10::ivalue::Future> getFuture() override {
-    return gloo_->getFuture()->then(
-        [completion = completion_](c10::ivalue::Future&) {
-          completion->run();
-          return c10::IValue(completion->results);
-        },
-        c10::ListType::create(c10::TensorType::get()));
-  }
+  void abort() override { issue_->abort(); }
+  uint64_t getSequencenumber() const override { return issue_->gloo()->getSequencenumber(); }
+  c10::intrusive_ptr<c10::ivalue::Future> getFuture() override { return issue_->future(); }
 
  private:
-  static bool waitHere(const c10::intrusive_ptr<c10d::Work>& gloo, const std::shared_ptr<Completion>& completion,
-                       std::chrono::milliseconds timeout) {
-    const bool completed = gloo->wait(timeout);
-    if (completed) completion->run();
-    return completed;
-  }
-
-  c10::intrusive_ptr<c10d::Work> gloo_;
-  std::shared_ptr<Completion> completion_;
+  std::shared_ptr<Issue> issue_;
 };
 
 template <class T, class F>
@@ -146,21 +247,20 @@ auto map(const std::vector<T>& items, F f) {
   return out;
 }
 
-// Turns the foo tensors of one collective into what Gloo takes, and wraps Gloo's work.
+// Turns the foo tensors of one collective into what Gloo takes, on the issuing thread, once the work queued before
+// the call on their streams has run.
 class Collective {
  public:
-  explicit Collective(int rank) : rank_(rank), completion_(std::make_shared<Completion>()) {}
+  explicit Collective(std::shared_ptr<Completion> completion) : completion_(std::move(completion)) {}
 
   // A tensor Gloo only reads.
   at::Tensor input(const at::Tensor& t) {
-    noteDevice(t);
-    at::Tensor alias = hostAlias(t);
+    at::Tensor alias = hostAliasUnordered(t);
     return alias.is_contiguous() ? alias : alias.contiguous();
   }
   // A tensor Gloo writes (and may read first): its current contents go in, the result comes back into it.
   at::Tensor output(const at::Tensor& t) {
-    noteDevice(t);
-    at::Tensor alias = hostAlias(t);
+    at::Tensor alias = hostAliasUnordered(t);
     completion_->results.push_back(t);
     if (!alias.is_contiguous()) {
       at::Tensor buffer = alias.contiguous();
@@ -185,200 +285,555 @@ class Collective {
 
   // Options for Gloo: AVG becomes SUM, whose results are divided by world_size here (where `here_gets_result`).
   template <class Options>
-  Options reduceOptions(const Options& opts, int world_size, const std::vector<at::Tensor>& tensors,
-                        bool here_gets_result = true) {
+  Options reduceOptions(const Options& opts, int world_size, bool here_gets_result = true) {
     if (opts.reduceOp.op_ != c10d::ReduceOp::AVG) return opts;
-    for (const at::Tensor& t : tensors) {
-      TORCH_CHECK(at::isFloatingType(t.scalar_type()) || at::isComplexType(t.scalar_type()),
-                  "foo collectives: ReduceOp.AVG needs floating point or complex tensors, got ", t.scalar_type());
-    }
     Options sum = opts;
     sum.reduceOp = c10d::ReduceOp(c10d::ReduceOp::SUM);
     if (here_gets_result) completion_->average_over = world_size;
     return sum;
   }
 
-  c10::intrusive_ptr<c10d::Work> finish(c10::intrusive_ptr<c10d::Work> gloo) {
-    return c10::make_intrusive<FooWork>(std::move(gloo), std::move(completion_), rank_);
+ private:
+  std::shared_ptr<Completion> completion_;
+};
+
+// The tensors of a call, checked at the call: the foo device they are on, and for each device, a point that its
+// current stream reaches once the work queued before the call has run (the collective starts after it).
+class CallSite {
+ public:
+  template <class... Args>
+  explicit CallSite(const Args&... args) {
+    (add(args), ...);
+  }
+  c10::DeviceIndex device() const { return device_; }
+  std::vector<std::shared_future<void>> streamPoints() && { return std::move(points_); }
+
+ private:
+  void add(const at::Tensor& t) {
+    checkHostAliasable(t);
+    if (!t.defined() || t.device().type() != kFoo) return;
+    const c10::DeviceIndex device = t.device().index();
+    if (device_ < 0) device_ = device;
+    for (c10::DeviceIndex seen : devices_) {
+      if (seen == device) return;
+    }
+    devices_.push_back(device);
+    auto reached = std::make_shared<std::promise<void>>();
+    points_.push_back(reached->get_future().share());
+    FOO_CHECK(foo_rt::launch(currentRuntimeStream(device), [reached] { reached->set_value(); }));
+  }
+  void add(const std::vector<at::Tensor>& ts) {
+    for (const at::Tensor& t : ts) add(t);
+  }
+  void add(const std::vector<std::vector<at::Tensor>>& lists) {
+    for (const std::vector<at::Tensor>& ts : lists) add(ts);
+  }
+
+  c10::DeviceIndex device_ = -1;
+  c10::SmallVector<c10::DeviceIndex, 2> devices_;
+  std::vector<std::shared_future<void>> points_;
+};
+
+const char* reduceOpName(int64_t op) {
+  switch (op) {
+    case c10d::ReduceOp::SUM: return "SUM";
+    case c10d::ReduceOp::AVG: return "AVG";
+    case c10d::ReduceOp::PRODUCT: return "PRODUCT";
+    case c10d::ReduceOp::MIN: return "MIN";
+    case c10d::ReduceOp::MAX: return "MAX";
+    case c10d::ReduceOp::BAND: return "BAND";
+    case c10d::ReduceOp::BOR: return "BOR";
+    case c10d::ReduceOp::BXOR: return "BXOR";
+    case c10d::ReduceOp::PREMUL_SUM: return "PREMUL_SUM";
+    default: return "UNUSED";
+  }
+}
+
+// What every rank must agree on for one collective, in the same number of words on every rank (the exchange needs
+// equal sizes): the operation, root, reduction, number of tensors and a hash of their dtypes and shapes, the first
+// tensor's dtype and shape (for the message), and for all_to_all the elements sent to and received from each rank.
+class Signature {
+ public:
+  Signature(c10d::OpType op, int world_size) : world_size_(world_size), words_(kHeader + 2 * world_size, 0) {
+    words_[kOp] = static_cast<int64_t>(op);
+    words_[kRoot] = -1;
+    words_[kReduceOp] = -1;
+  }
+  Signature& root(int64_t rank) {
+    words_[kRoot] = rank;
+    return *this;
+  }
+  // Also refuses AVG on tensors it cannot divide, at the call.
+  Signature& reduction(const c10d::ReduceOp& op, const std::vector<at::Tensor>& tensors) {
+    words_[kReduceOp] = static_cast<int64_t>(op.op_);
+    if (op.op_ == c10d::ReduceOp::AVG) {
+      for (const at::Tensor& t : tensors) {
+        TORCH_CHECK(at::isFloatingType(t.scalar_type()) || at::isComplexType(t.scalar_type()),
+                    "foo collectives: ReduceOp.AVG needs floating point or complex tensors, got ", t.scalar_type());
+      }
+    }
+    return *this;
+  }
+  Signature& tensors(const std::vector<at::Tensor>& ts) {
+    for (const at::Tensor& t : ts) add(t);
+    return *this;
+  }
+  Signature& tensors(const std::vector<std::vector<at::Tensor>>& lists) {
+    for (const std::vector<at::Tensor>& ts : lists) tensors(ts);
+    return *this;
+  }
+  // all_to_all: ranks send different amounts, what rank r sends to s must be what s receives from r.
+  Signature& exchanges(at::ScalarType dtype, const std::vector<int64_t>& sent, const std::vector<int64_t>& received) {
+    words_[kDtype] = static_cast<int64_t>(dtype);
+    for (size_t peer = 0; peer < sent.size() && peer < static_cast<size_t>(world_size_); ++peer) {
+      words_[kHeader + peer] = sent[peer];
+    }
+    for (size_t peer = 0; peer < received.size() && peer < static_cast<size_t>(world_size_); ++peer) {
+      words_[kHeader + world_size_ + peer] = received[peer];
+    }
+    return *this;
+  }
+  c10d::OpType op() const { return static_cast<c10d::OpType>(words_[kOp]); }
+  const std::vector<int64_t>& words() const { return words_; }
+
+  // Raises, the same message on every rank, unless the signatures of all ranks (`all`, rank after rank) agree.
+  static void checkAgreement(const int64_t* all, int world_size, int64_t collective) {
+    const size_t size = kHeader + 2 * world_size;
+    auto of = [&](int rank) { return all + rank * size; };
+    bool agree = true;
+    for (int rank = 1; rank < world_size; ++rank) agree &= std::equal(of(rank), of(rank) + kHeader, of(0));
+    for (int from = 0; from < world_size; ++from) {
+      for (int to = 0; to < world_size; ++to) {
+        agree &= of(from)[kHeader + to] == of(to)[kHeader + world_size + from];
+      }
+    }
+    if (agree) return;
+    std::ostringstream ranks;
+    for (int rank = 0; rank < world_size; ++rank) {
+      ranks << "; rank " << rank << " called " << describe(of(rank), world_size);
+    }
+    TORCH_CHECK(false, "foo collectives: the ranks disagree on collective #", collective, " of this process group",
+                ranks.str(), ". Every rank must call the same collectives in the same order, on tensors of the same "
+                "dtypes and shapes; this one exchanged no data on any rank");
   }
 
  private:
-  void noteDevice(const at::Tensor& t) {
-    if (completion_->device < 0 && t.defined() && t.device().type() == kFoo) completion_->device = t.device().index();
+  enum Word : size_t { kOp, kRoot, kReduceOp, kCount, kHash, kDtype, kDims, kSizes };
+  static constexpr size_t kShownDims = 6;
+  static constexpr size_t kHeader = kSizes + kShownDims;
+
+  void add(const at::Tensor& t) {
+    if (words_[kCount]++ == 0) {
+      words_[kDtype] = static_cast<int64_t>(t.scalar_type());
+      words_[kDims] = t.dim();
+      for (size_t d = 0; d < kShownDims && d < static_cast<size_t>(t.dim()); ++d) words_[kSizes + d] = t.size(d);
+    }
+    auto mix = [this](int64_t value) {  // unsigned: wraps instead of overflowing
+      const uint64_t hash = static_cast<uint64_t>(words_[kHash]) * 1000003u + static_cast<uint64_t>(value);
+      words_[kHash] = static_cast<int64_t>(hash);
+    };
+    mix(static_cast<int64_t>(t.scalar_type()));
+    mix(t.dim());
+    for (int64_t size : t.sizes()) mix(size);
   }
 
-  int rank_;
-  std::shared_ptr<Completion> completion_;
+  static std::string describe(const int64_t* words, int world_size) {
+    std::ostringstream out;
+    out << c10d::opTypeToString(static_cast<c10d::OpType>(words[kOp]));
+    if (words[kReduceOp] >= 0) out << " (" << reduceOpName(words[kReduceOp]) << ")";
+    if (words[kRoot] >= 0) out << " with root " << words[kRoot];
+    const auto op = static_cast<c10d::OpType>(words[kOp]);
+    const auto dtype = static_cast<at::ScalarType>(words[kDtype]);
+    if (op == c10d::OpType::ALLTOALL || op == c10d::OpType::ALLTOALL_BASE) {
+      auto list = [&](const int64_t* counts) {
+        std::ostringstream items;
+        for (int peer = 0; peer < world_size; ++peer) items << (peer > 0 ? ", " : "") << counts[peer];
+        return items.str();
+      };
+      out << " of " << dtype << " sending [" << list(words + kHeader) << "] and receiving ["
+          << list(words + kHeader + world_size) << "] elements";
+    } else if (words[kCount] > 0) {
+      out << " on " << words[kCount] << (words[kCount] == 1 ? " tensor " : " tensors, the first ") << dtype << " [";
+      for (int64_t d = 0; d < words[kDims]; ++d) {
+        out << (d > 0 ? ", " : "");
+        if (d == static_cast<int64_t>(kShownDims)) {
+          out << "...";
+          break;
+        }
+        out << words[kSizes + d];
+      }
+      out << "]";
+    }
+    return out.str();
+  }
+
+  int world_size_;
+  std::vector<int64_t> words_;
+};
+
+// The exchange of one collective's signature among the ranks, started at the call on a Gloo group of its own.
+class Agreement {
+ public:
+  Agreement(c10d::Backend& exchange, const Signature& mine, int64_t collective)
+      : collective_(collective), world_size_(exchange.getSize()) {
+    const auto& words = mine.words();
+    at::Tensor local = at::empty({static_cast<int64_t>(words.size())}, at::kLong);
+    std::copy(words.begin(), words.end(), local.data_ptr<int64_t>());
+    gathered_ = at::empty({static_cast<int64_t>(words.size()) * world_size_}, at::kLong);
+    work_ = exchange._allgather_base(gathered_, local, c10d::AllgatherOptions());
+  }
+  // Waits for every rank's signature; raises unless they agree.
+  void check() {
+    work_->wait();
+    Signature::checkAgreement(gathered_.data_ptr<int64_t>(), world_size_, collective_);
+  }
+
+ private:
+  int64_t collective_;
+  int world_size_;
+  at::Tensor gathered_;
+  c10::intrusive_ptr<c10d::Work> work_;
+};
+
+using Start = std::function<c10::intrusive_ptr<c10d::Work>(Collective&)>;
+
+// One call, as the issuing thread takes it.
+struct Job : Held {
+  std::shared_ptr<Issue> issue;
+  std::vector<std::shared_future<void>> stream_points;
+  std::optional<Agreement> agreement;  // none for point-to-point
+  Start start;
+};
+
+// Starts Gloo's work for each call in call order, on a thread of its own (Gloo's tags follow the order of its calls,
+// which must be the same on every rank), once the work queued before the call on the tensors' streams has run and
+// the ranks agreed on what is called.
+class Issuer {
+ public:
+  Issuer() : thread_([this] { run(); }) {}
+  ~Issuer() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();  // after the calls already made
+  }
+
+  void push(std::unique_ptr<Job> job) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(std::move(job));
+    }
+    changed_.notify_all();
+  }
+  // Waits until every call made so far has been issued.
+  void drain() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [this] { return queue_.empty() && !busy_; });
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::unique_ptr<Job> job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        busy_ = false;
+        changed_.notify_all();
+        changed_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+        busy_ = true;
+      }
+      issue(*job);
+      releaseElsewhere(job.release());
+    }
+  }
+  static void issue(Job& job) {
+    try {
+      for (const std::shared_future<void>& point : job.stream_points) point.wait();
+      if (job.agreement) job.agreement->check();
+      Collective collective(job.issue->completion());
+      job.issue->started(job.start(collective));
+    } catch (...) {
+      job.issue->failed(std::current_exception());
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::unique_ptr<Job>> queue_;
+  bool busy_ = false;
+  bool stopping_ = false;
+  std::thread thread_;  // last: starts once the rest is initialized
 };
 
 class FooBackend final : public c10d::Backend {
  public:
-  explicit FooBackend(c10::intrusive_ptr<c10d::Backend> gloo)
-      : Backend(gloo->getRank(), gloo->getSize()), gloo_(std::move(gloo)) {}
+  FooBackend(c10::intrusive_ptr<c10d::Backend> gloo, c10::intrusive_ptr<c10d::Backend> signatures)
+      : Backend(gloo->getRank(), gloo->getSize()), gloo_(std::move(gloo)), signatures_(std::move(signatures)) {}
 
   const std::string getBackendName() const override { return "foo"; }
   c10::intrusive_ptr<Options> getBackendOptions() override { return gloo_->getBackendOptions(); }
-  void setTimeout(std::chrono::milliseconds timeout) override { gloo_->setTimeout(timeout); }
+  void setTimeout(std::chrono::milliseconds timeout) override {
+    gloo_->setTimeout(timeout);
+    signatures_->setTimeout(timeout);
+  }
   void setSequenceNumberForGroup() override { gloo_->setSequenceNumberForGroup(); }
   uint64_t getSequenceNumberForGroup() override { return gloo_->getSequenceNumberForGroup(); }
-  void abort() override { gloo_->abort(); }
-  void shutdown() override { gloo_->shutdown(); }
+  void abort() override {
+    signatures_->abort();
+    gloo_->abort();
+  }
+  void shutdown() override {
+    signatures_->shutdown();
+    gloo_->shutdown();
+  }
 
   c10::intrusive_ptr<c10d::Work> broadcast(std::vector<at::Tensor>& tensors,
                                           const c10d::BroadcastOptions& opts) override {
-    Collective c(rank_);
-    auto staged = c.outputs(tensors);
-    return c.finish(gloo_->broadcast(staged, opts));
+    checkPeer("root", opts.rootRank);
+    return submit(signature(c10d::OpType::BROADCAST).root(opts.rootRank).tensors(tensors), CallSite(tensors),
+                  [this, tensors, opts](Collective& c) {
+                    auto staged = c.outputs(tensors);
+                    return gloo_->broadcast(staged, opts);
+                  });
   }
 
   c10::intrusive_ptr<c10d::Work> allreduce(std::vector<at::Tensor>& tensors,
                                           const c10d::AllreduceOptions& opts) override {
-    Collective c(rank_);
-    auto gloo_opts = c.reduceOptions(opts, size_, tensors);
-    auto staged = c.outputs(tensors);
-    return c.finish(gloo_->allreduce(staged, gloo_opts));
+    return submit(signature(c10d::OpType::ALLREDUCE).reduction(opts.reduceOp, tensors).tensors(tensors),
+                  CallSite(tensors), [this, tensors, opts](Collective& c) {
+                    auto gloo_opts = c.reduceOptions(opts, size_);
+                    auto staged = c.outputs(tensors);
+                    return gloo_->allreduce(staged, gloo_opts);
+                  });
   }
 
   c10::intrusive_ptr<c10d::Work> allreduce_coalesced(std::vector<at::Tensor>& tensors,
                                                     const c10d::AllreduceCoalescedOptions& opts) override {
-    Collective c(rank_);
-    auto gloo_opts = c.reduceOptions(opts, size_, tensors);
-    auto staged = c.outputs(tensors);
-    return c.finish(gloo_->allreduce_coalesced(staged, gloo_opts));
+    return submit(signature(c10d::OpType::ALLREDUCE_COALESCED).reduction(opts.reduceOp, tensors).tensors(tensors),
+                  CallSite(tensors), [this, tensors, opts](Collective& c) {
+                    auto gloo_opts = c.reduceOptions(opts, size_);
+                    auto staged = c.outputs(tensors);
+                    return gloo_->allreduce_coalesced(staged, gloo_opts);
+                  });
   }
 
   c10::intrusive_ptr<c10d::Work> reduce(std::vector<at::Tensor>& tensors, const c10d::ReduceOptions& opts) override {
-    Collective c(rank_);
-    auto gloo_opts = c.reduceOptions(opts, size_, tensors, /*here_gets_result=*/rank_ == opts.rootRank);
-    auto staged = c.outputs(tensors);
-    return c.finish(gloo_->reduce(staged, gloo_opts));
+    checkPeer("root", opts.rootRank);
+    return submit(
+        signature(c10d::OpType::REDUCE).root(opts.rootRank).reduction(opts.reduceOp, tensors).tensors(tensors),
+        CallSite(tensors), [this, tensors, opts](Collective& c) {
+          auto gloo_opts = c.reduceOptions(opts, size_, /*here_gets_result=*/rank_ == opts.rootRank);
+          auto staged = c.outputs(tensors);
+          return gloo_->reduce(staged, gloo_opts);
+        });
   }
 
   c10::intrusive_ptr<c10d::Work> allgather(std::vector<std::vector<at::Tensor>>& outputs,
                                           std::vector<at::Tensor>& inputs,
                                           const c10d::AllgatherOptions& opts) override {
-    Collective c(rank_);
-    auto staged_inputs = c.inputs(inputs);
-    auto staged_outputs = c.outputs(outputs);
-    return c.finish(gloo_->allgather(staged_outputs, staged_inputs, opts));
+    return submit(signature(c10d::OpType::ALLGATHER).tensors(inputs), CallSite(inputs, outputs),
+                  [this, outputs, inputs, opts](Collective& c) {
+                    auto staged_inputs = c.inputs(inputs);
+                    auto staged_outputs = c.outputs(outputs);
+                    return gloo_->allgather(staged_outputs, staged_inputs, opts);
+                  });
   }
 
   c10::intrusive_ptr<c10d::Work> _allgather_base(at::Tensor& output, at::Tensor& input,
                                                 const c10d::AllgatherOptions& opts) override {
-    Collective c(rank_);
-    at::Tensor staged_input = c.input(input);
-    at::Tensor staged_output = c.output(output);
-    return c.finish(gloo_->_allgather_base(staged_output, staged_input, opts));
+    return submit(signature(c10d::OpType::_ALLGATHER_BASE).tensors({input}), CallSite(input, output),
+                  [this, output, input, opts](Collective& c) {
+                    at::Tensor staged_input = c.input(input);
+                    at::Tensor staged_output = c.output(output);
+                    return gloo_->_allgather_base(staged_output, staged_input, opts);
+                  });
   }
 
   c10::intrusive_ptr<c10d::Work> allgather_coalesced(std::vector<std::vector<at::Tensor>>& outputs,
                                                     std::vector<at::Tensor>& inputs,
                                                     const c10d::AllgatherOptions& opts) override {
-    Collective c(rank_);
-    auto staged_inputs = c.inputs(inputs);
-    auto staged_outputs = c.outputs(outputs);
-    return c.finish(gloo_->allgather_coalesced(staged_outputs, staged_inputs, opts));
+    return submit(signature(c10d::OpType::ALLGATHER_COALESCED).tensors(inputs), CallSite(inputs, outputs),
+                  [this, outputs, inputs, opts](Collective& c) {
+                    auto staged_inputs = c.inputs(inputs);
+                    auto staged_outputs = c.outputs(outputs);
+                    return gloo_->allgather_coalesced(staged_outputs, staged_inputs, opts);
+                  });
   }
 
   c10::intrusive_ptr<c10d::Work> allgather_into_tensor_coalesced(std::vector<at::Tensor>& outputs,
                                                                 std::vector<at::Tensor>& inputs,
                                                                 const c10d::AllgatherOptions& opts) override {
-    Collective c(rank_);
-    auto staged_inputs = c.inputs(inputs);
-    auto staged_outputs = c.outputs(outputs);
-    return c.finish(gloo_->allgather_into_tensor_coalesced(staged_outputs, staged_inputs, opts));
+    return submit(signature(c10d::OpType::COALESCED).tensors(inputs), CallSite(inputs, outputs),
+                  [this, outputs, inputs, opts](Collective& c) {
+                    auto staged_inputs = c.inputs(inputs);
+                    auto staged_outputs = c.outputs(outputs);
+                    return gloo_->allgather_into_tensor_coalesced(staged_outputs, staged_inputs, opts);
+                  });
   }
 
   c10::intrusive_ptr<c10d::Work> gather(std::vector<std::vector<at::Tensor>>& outputs, std::vector<at::Tensor>& inputs,
                                        const c10d::GatherOptions& opts) override {
-    Collective c(rank_);
-    auto staged_inputs = c.inputs(inputs);
-    auto staged_outputs = c.outputs(outputs);
-    return c.finish(gloo_->gather(staged_outputs, staged_inputs, opts));
+    checkPeer("root", opts.rootRank);
+    return submit(signature(c10d::OpType::GATHER).root(opts.rootRank).tensors(inputs), CallSite(inputs, outputs),
+                  [this, outputs, inputs, opts](Collective& c) {
+                    auto staged_inputs = c.inputs(inputs);
+                    auto staged_outputs = c.outputs(outputs);
+                    return gloo_->gather(staged_outputs, staged_inputs, opts);
+                  });
   }
 
   c10::intrusive_ptr<c10d::Work> scatter(std::vector<at::Tensor>& outputs, std::vector<std::vector<at::Tensor>>& inputs,
                                         const c10d::ScatterOptions& opts) override {
-    Collective c(rank_);
-    auto staged_inputs = c.inputs(inputs);
-    auto staged_outputs = c.outputs(outputs);
-    return c.finish(gloo_->scatter(staged_outputs, staged_inputs, opts));
+    checkPeer("root", opts.rootRank);
+    return submit(signature(c10d::OpType::SCATTER).root(opts.rootRank).tensors(outputs), CallSite(inputs, outputs),
+                  [this, outputs, inputs, opts](Collective& c) {
+                    auto staged_inputs = c.inputs(inputs);
+                    auto staged_outputs = c.outputs(outputs);
+                    return gloo_->scatter(staged_outputs, staged_inputs, opts);
+                  });
   }
 
   c10::intrusive_ptr<c10d::Work> reduce_scatter(std::vector<at::Tensor>& outputs,
                                                std::vector<std::vector<at::Tensor>>& inputs,
                                                const c10d::ReduceScatterOptions& opts) override {
-    Collective c(rank_);
-    auto gloo_opts = c.reduceOptions(opts, size_, outputs);
-    auto staged_inputs = c.inputs(inputs);
-    auto staged_outputs = c.outputs(outputs);
-    return c.finish(gloo_->reduce_scatter(staged_outputs, staged_inputs, gloo_opts));
+    return submit(signature(c10d::OpType::REDUCE_SCATTER).reduction(opts.reduceOp, outputs).tensors(outputs),
+                  CallSite(inputs, outputs), [this, outputs, inputs, opts](Collective& c) {
+                    auto gloo_opts = c.reduceOptions(opts, size_);
+                    auto staged_inputs = c.inputs(inputs);
+                    auto staged_outputs = c.outputs(outputs);
+                    return gloo_->reduce_scatter(staged_outputs, staged_inputs, gloo_opts);
+                  });
   }
 
   c10::intrusive_ptr<c10d::Work> _reduce_scatter_base(at::Tensor& output, at::Tensor& input,
                                                      const c10d::ReduceScatterOptions& opts) override {
-    Collective c(rank_);
-    auto gloo_opts = c.reduceOptions(opts, size_, {output});
-    at::Tensor staged_input = c.input(input);
-    at::Tensor staged_output = c.output(output);
-    return c.finish(gloo_->_reduce_scatter_base(staged_output, staged_input, gloo_opts));
+    return submit(
+        signature(c10d::OpType::_REDUCE_SCATTER_BASE).reduction(opts.reduceOp, {output}).tensors({output}),
+        CallSite(input, output), [this, output, input, opts](Collective& c) {
+          auto gloo_opts = c.reduceOptions(opts, size_);
+          at::Tensor staged_input = c.input(input);
+          at::Tensor staged_output = c.output(output);
+          return gloo_->_reduce_scatter_base(staged_output, staged_input, gloo_opts);
+        });
   }
 
   c10::intrusive_ptr<c10d::Work> reduce_scatter_tensor_coalesced(std::vector<at::Tensor>& outputs,
                                                                 std::vector<at::Tensor>& inputs,
                                                                 const c10d::ReduceScatterOptions& opts) override {
-    Collective c(rank_);
-    auto gloo_opts = c.reduceOptions(opts, size_, outputs);
-    auto staged_inputs = c.inputs(inputs);
-    auto staged_outputs = c.outputs(outputs);
-    return c.finish(gloo_->reduce_scatter_tensor_coalesced(staged_outputs, staged_inputs, gloo_opts));
+    return submit(
+        signature(c10d::OpType::COALESCED).reduction(opts.reduceOp, outputs).tensors(outputs),
+        CallSite(inputs, outputs), [this, outputs, inputs, opts](Collective& c) {
+          auto gloo_opts = c.reduceOptions(opts, size_);
+          auto staged_inputs = c.inputs(inputs);
+          auto staged_outputs = c.outputs(outputs);
+          return gloo_->reduce_scatter_tensor_coalesced(staged_outputs, staged_inputs, gloo_opts);
+        });
   }
 
   c10::intrusive_ptr<c10d::Work> alltoall_base(at::Tensor& output, at::Tensor& input,
                                               std::vector<int64_t>& output_split_sizes,
                                               std::vector<int64_t>& input_split_sizes,
                                               const c10d::AllToAllOptions& opts) override {
-    Collective c(rank_);
-    at::Tensor staged_input = c.input(input);
-    at::Tensor staged_output = c.output(output);
-    return c.finish(gloo_->alltoall_base(staged_output, staged_input, output_split_sizes, input_split_sizes, opts));
+    Signature agreed = signature(c10d::OpType::ALLTOALL_BASE)
+                           .exchanges(input.scalar_type(), splitElements(input, input_split_sizes),
+                                      splitElements(output, output_split_sizes));
+    return submit(std::move(agreed), CallSite(input, output),
+                  [this, output, input, output_split_sizes, input_split_sizes, opts](Collective& c) mutable {
+                    at::Tensor staged_input = c.input(input);
+                    at::Tensor staged_output = c.output(output);
+                    return gloo_->alltoall_base(staged_output, staged_input, output_split_sizes, input_split_sizes,
+                                                opts);
+                  });
   }
 
   c10::intrusive_ptr<c10d::Work> alltoall(std::vector<at::Tensor>& outputs, std::vector<at::Tensor>& inputs,
                                          const c10d::AllToAllOptions& opts) override {
-    Collective c(rank_);
-    auto staged_inputs = c.inputs(inputs);
-    auto staged_outputs = c.outputs(outputs);
-    return c.finish(gloo_->alltoall(staged_outputs, staged_inputs, opts));
+    auto numels = [](const std::vector<at::Tensor>& ts) {
+      return map(ts, [](const at::Tensor& t) { return t.numel(); });
+    };
+    const at::ScalarType dtype = inputs.empty() ? at::kFloat : inputs.front().scalar_type();
+    return submit(signature(c10d::OpType::ALLTOALL).exchanges(dtype, numels(inputs), numels(outputs)),
+                  CallSite(inputs, outputs), [this, outputs, inputs, opts](Collective& c) {
+                    auto staged_inputs = c.inputs(inputs);
+                    auto staged_outputs = c.outputs(outputs);
+                    return gloo_->alltoall(staged_outputs, staged_inputs, opts);
+                  });
   }
 
   c10::intrusive_ptr<c10d::Work> send(std::vector<at::Tensor>& tensors, int dst_rank, int tag) override {
     checkPeer("destination", dst_rank);
-    Collective c(rank_);
-    auto staged = c.inputs(tensors);
-    return c.finish(gloo_->send(staged, dst_rank, tag));
+    return submitPointToPoint(c10d::OpType::SEND, CallSite(tensors), [this, tensors, dst_rank, tag](Collective& c) {
+      auto staged = c.inputs(tensors);
+      return gloo_->send(staged, dst_rank, tag);
+    });
   }
 
   c10::intrusive_ptr<c10d::Work> recv(std::vector<at::Tensor>& tensors, int src_rank, int tag) override {
     checkPeer("source", src_rank);
-    Collective c(rank_);
-    auto staged = c.outputs(tensors);
-    return c.finish(gloo_->recv(staged, src_rank, tag));
+    return submitPointToPoint(c10d::OpType::RECV, CallSite(tensors), [this, tensors, src_rank, tag](Collective& c) {
+      auto staged = c.outputs(tensors);
+      return gloo_->recv(staged, src_rank, tag);
+    });
   }
 
   c10::intrusive_ptr<c10d::Work> recvAnysource(std::vector<at::Tensor>& tensors, int tag) override {
-    Collective c(rank_);
-    auto staged = c.outputs(tensors);
-    return c.finish(gloo_->recvAnysource(staged, tag));
+    return submitPointToPoint(c10d::OpType::RECVANYSOURCE, CallSite(tensors), [this, tensors, tag](Collective& c) {
+      auto staged = c.outputs(tensors);
+      return gloo_->recvAnysource(staged, tag);
+    });
   }
 
-  c10::intrusive_ptr<c10d::Work> barrier(const c10d::BarrierOptions& opts) override { return gloo_->barrier(opts); }
+  c10::intrusive_ptr<c10d::Work> barrier(const c10d::BarrierOptions& opts) override {
+    return submit(signature(c10d::OpType::BARRIER), CallSite(), [this, opts](Collective&) {
+      return gloo_->barrier(opts);
+    });
+  }
 
   void monitoredBarrier(const c10d::BarrierOptions& opts, bool wait_all_ranks) override {
+    issuer_.drain();  // Gloo's tags: nothing may be issued meanwhile
     gloo_->monitoredBarrier(opts, wait_all_ranks);
   }
 
  private:
+  Signature signature(c10d::OpType op) const { return Signature(op, size_); }
+
+  // Starts the exchange of the signature and queues the call for the issuing thread; the caller's work tracks it.
+  c10::intrusive_ptr<c10d::Work> submit(const Signature& signature, CallSite&& site, Start start) {
+    auto job = makeJob(std::move(site), std::move(start));
+    job->agreement.emplace(*signatures_, signature, ++collectives_);
+    return enqueue(std::move(job), signature.op());
+  }
+  // Point-to-point calls exchange no signature: only two ranks take part.
+  c10::intrusive_ptr<c10d::Work> submitPointToPoint(c10d::OpType op, CallSite&& site, Start start) {
+    return enqueue(makeJob(std::move(site), std::move(start)), op);
+  }
+  static std::unique_ptr<Job> makeJob(CallSite&& site, Start start) {
+    auto completion = std::make_shared<Completion>();
+    completion->device = site.device();
+    auto job = std::make_unique<Job>();
+    job->issue = std::make_shared<Issue>(std::move(completion));
+    job->stream_points = std::move(site).streamPoints();
+    job->start = std::move(start);
+    return job;
+  }
+  c10::intrusive_ptr<c10d::Work> enqueue(std::unique_ptr<Job> job, c10d::OpType op) {
+    auto work = c10::make_intrusive<FooWork>(job->issue, rank_, op);
+    issuer_.push(std::move(job));
+    return work;
+  }
+
+  // Elements of `t` going to (or coming from) each rank in an all_to_all along dim 0: equal parts without splits.
+  std::vector<int64_t> splitElements(const at::Tensor& t, const std::vector<int64_t>& split_sizes) const {
+    const int64_t row = t.dim() == 0 ? 1 : c10::multiply_integers(t.sizes().slice(1));
+    if (split_sizes.empty()) return std::vector<int64_t>(size_, t.numel() / size_);
+    return map(split_sizes, [row](int64_t rows) { return rows * row; });
+  }
+
   // Gloo connects to a peer lazily and, for a rank that does not exist, waits out the whole timeout on the store
   // before it fails (on CPU tensors too); say so at once.
   void checkPeer(const char* role, int peer) const {
@@ -387,25 +842,36 @@ class FooBackend final : public c10d::Backend {
   }
 
   c10::intrusive_ptr<c10d::Backend> gloo_;
+  c10::intrusive_ptr<c10d::Backend> signatures_;  // a Gloo group of its own for the signatures
+  int64_t collectives_ = 0;
+  Issuer issuer_;  // last: destroyed first, after issuing what was called
 };
 
-// Adds the foo backend, over the Gloo backend `holder` has for the CPU, to `holder` for PrivateUse1.
-void attachBackend(const c10::intrusive_ptr<c10d::ProcessGroup>& holder) {
-  c10::intrusive_ptr<c10d::Backend> gloo;
-  try {
-    gloo = holder->getBackend(c10::kCPU);
-  } catch (const c10::Error&) {
-    TORCH_CHECK(false, "attach_backend: the process group has no CPU backend");
-  }
-  TORCH_CHECK(gloo->getBackendName() == "gloo", "attach_backend: the CPU backend must be Gloo, got ",
-              gloo->getBackendName());
-  holder->setBackend(kFoo, c10d::ProcessGroup::BackendType::CUSTOM, c10::make_intrusive<FooBackend>(std::move(gloo)));
+// Adds the foo backend, over the Gloo backends `holder` and `signatures` have for the CPU (one for the data, one for
+// the ranks' agreement on each collective), to `holder` for PrivateUse1.
+void attachBackend(const c10::intrusive_ptr<c10d::ProcessGroup>& holder,
+                   const c10::intrusive_ptr<c10d::ProcessGroup>& signatures) {
+  auto glooOf = [](const c10::intrusive_ptr<c10d::ProcessGroup>& group) {
+    c10::intrusive_ptr<c10d::Backend> gloo;
+    try {
+      gloo = group->getBackend(c10::kCPU);
+    } catch (const c10::Error&) {
+      TORCH_CHECK(false, "attach_backend: the process group has no CPU backend");
+    }
+    TORCH_CHECK(gloo->getBackendName() == "gloo", "attach_backend: the CPU backend must be Gloo, got ",
+                gloo->getBackendName());
+    return gloo;
+  };
+  holder->setBackend(kFoo, c10d::ProcessGroup::BackendType::CUSTOM,
+                     c10::make_intrusive<FooBackend>(glooOf(holder), glooOf(signatures)));
 }
 
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(foo, m) {
-  m.def("attach_backend(__torch__.torch.classes.c10d.ProcessGroup holder) -> ()", &attachBackend);
+  m.def("attach_backend(__torch__.torch.classes.c10d.ProcessGroup holder, "
+        "__torch__.torch.classes.c10d.ProcessGroup signatures) -> ()",
+        &attachBackend);
 }
 
 }  // namespace torch_foo

@@ -289,16 +289,18 @@ namespace {
 void releaseStorage(void* storage) { delete static_cast<c10::Storage*>(storage); }
 }  // namespace
 
-at::Tensor hostAlias(const at::Tensor& t) {
-  if (!t.defined() || t.device().type() != kFoo) return t;
+void checkHostAliasable(const at::Tensor& t) {
+  if (!t.defined() || t.device().type() != kFoo) return;
   TORCH_CHECK(t.layout() == c10::kStrided, "foo collectives take strided tensors, got ", t.layout());
   TORCH_CHECK(!t.is_conj() && !t.is_neg() && !t._is_zerotensor(),
               "foo collectives take tensors without lazy conjugate/negative/zero bits: call resolve_conj() / "
               "resolve_neg() (or clone() a zero tensor) first");
   TORCH_CHECK(!foo_rt::forkedChild(), "foo: ", foo_rt::statusString(foo_rt::Status::ForkedChild));
-  foo_rt::Stream stream = currentRuntimeStream(t.device().index());
-  if (!foo_rt::detail::streamIdle(stream)) FOO_CHECK(foo_rt::streamSynchronize(stream));
+}
 
+at::Tensor hostAliasUnordered(const at::Tensor& t) {
+  if (!t.defined() || t.device().type() != kFoo) return t;
+  checkHostAliasable(t);
   const c10::Storage& storage = t.storage();
   void* host = storage.data() != nullptr ? foo_rt::hostView(storage.data()) : nullptr;
   at::DataPtr data(host, new c10::Storage(storage), &releaseStorage, c10::Device(c10::kCPU));
@@ -308,6 +310,14 @@ at::Tensor hostAlias(const at::Tensor& t) {
                                                    t.dtype());
   impl->set_sizes_and_strides(t.sizes(), t.strides(), t.storage_offset());
   return at::Tensor(std::move(impl));
+}
+
+at::Tensor hostAlias(const at::Tensor& t) {
+  if (!t.defined() || t.device().type() != kFoo) return t;
+  checkHostAliasable(t);
+  foo_rt::Stream stream = currentRuntimeStream(t.device().index());
+  if (!foo_rt::detail::streamIdle(stream)) FOO_CHECK(foo_rt::streamSynchronize(stream));
+  return hostAliasUnordered(t);
 }
 
 }  // namespace torch_foo
