@@ -417,7 +417,8 @@ def mismatch_worker(rank: int, world_size: int) -> dict:
 def disagreement_worker(rank: int, world_size: int) -> dict:
     """Ranks that call different collectives, or one collective on different shapes, dtypes or all_to_all splits, in
     the default debug mode (where Gloo on CPU tensors aborts the process): each gets foo's error naming what every
-    rank called, and the group works on. Returns {case: error message}."""
+    rank called, and the group works on; a receive into a tensor too small for the message fails. Returns
+    {case: error message}."""
     init(rank, world_size)
     device = torch.device("foo", torch.foo.current_device())
     cases = {
@@ -440,6 +441,23 @@ def disagreement_worker(rank: int, world_size: int) -> dict:
         t = torch.full((4,), float(rank + 1), device=device)
         dist.all_reduce(t)
         assert t.cpu().tolist() == [3.0] * 4, (case, t)
+    # Point-to-point: a message larger than the receiving tensor (which Gloo aborts on) fails the receive only; one
+    # that is smaller fills the start of it, as with Gloo.
+    for source in (0, None):
+        try:
+            if rank == 0:
+                dist.send(torch.ones(8, device=device), 1)
+            else:
+                dist.recv(torch.zeros(4, device=device), source)
+            torch.foo.synchronize()
+        except RuntimeError as e:
+            errors[f"recv from {source}"] = str(e)
+    received = torch.zeros(5, device=device)
+    if rank == 0:
+        dist.send(torch.arange(3.0, device=device), 1)
+    else:
+        assert dist.recv(received) == 0
+    assert received.cpu().tolist() == ([0.0] * 5 if rank == 0 else [0.0, 1.0, 2.0, 0.0, 0.0]), received
     return errors
 
 

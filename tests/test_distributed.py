@@ -168,7 +168,7 @@ def test_mismatched_shapes_and_bad_ranks_raise_clear_errors():
 
 
 @pytest.mark.slow
-def test_disagreeing_ranks_get_an_error_naming_each_call_and_the_group_works_on():
+def test_disagreeing_ranks_and_too_small_receives_get_errors_and_the_group_works_on():
     errors = dist_workers.spawn(dist_workers.disagreement_worker, timeout=120)
     called = "rank {} called {}"
     expected = {
@@ -182,6 +182,9 @@ def test_disagreeing_ranks_get_an_error_naming_each_call_and_the_group_works_on(
         "all_to_all splits": (called.format(0, "ALLTOALL_BASE of Float sending [1, 2] and receiving [1, 2] elements"),
                               called.format(1, "ALLTOALL_BASE of Float sending [1, 2] and receiving [2, 1] elements")),
     }
+    too_large = ("foo: a receive from rank 0 (tag 0) into RECV on 1 tensor Float [4] (16 bytes) got a larger message: "
+                 "SEND on 1 tensor Float [8] (32 bytes); the message was received and dropped")
+    assert all(too_large in errors[1].pop(f"recv from {source}") for source in (0, None)), errors[1]
     for rank in (0, 1):
         assert set(errors[rank]) == set(expected), errors[rank]
         for case, described in expected.items():

@@ -12,7 +12,9 @@
 // Gloo sees a collective, the ranks exchange its signature (operation, root, reduction, dtypes and shapes) over a
 // Gloo group of their own, and a disagreement fails the collective on every rank with a message saying what each
 // called. A thread per backend issues Gloo's work in call order (Gloo's tags follow that order, which must be the same
-// on every rank) once the signatures agree and the streams have reached the call.
+// on every rank) once the signatures agree and the streams have reached the call. A send puts its signature ahead of
+// the data, and the receive takes the data (on a second thread) only if it fits: a larger message is dropped with an
+// error where Gloo would abort.
 //
 // Python cannot subclass c10d::Backend, and this library has no pybind11, so the backend reaches Python through a
 // ProcessGroup (a TorchScript class): torch_foo/distributed.py passes one holding a Gloo backend for the CPU (and a
@@ -89,6 +91,7 @@ struct Completion {
   std::vector<std::pair<at::Tensor, at::Tensor>> copy_back;  // (alias of a non-contiguous tensor, its buffer)
   int64_t average_over = 0;               // divide `written` by this (0: not an average)
   c10::DeviceIndex device = -1;           // the foo device of the tensors (-1: none)
+  std::vector<c10::intrusive_ptr<c10d::Work>> companions;  // Gloo's other work for the call (a send's header)
 
   void run() {
     std::call_once(once, [this] {
@@ -217,10 +220,13 @@ class FooWork final : public c10d::Work {
   }
   void synchronize() override { wait(::kNoTimeout); }
   // As NCCL's: the current stream of the tensors' device waits for the collective, the host does not. Done (or
-  // without foo tensors), it raises the collective's error (timeout, peer gone, disagreement) here.
+  // without foo tensors), it raises the collective's error (timeout, peer gone, disagreement) here. A receive from
+  // any source waits here too: its caller asks for the source next.
   bool wait(std::chrono::milliseconds timeout) override {
     const c10::DeviceIndex device = issue_->completion()->device;
-    if (device < 0 || issue_->isCompleted()) return waitHere(*issue_, timeout);
+    if (device < 0 || retrieveOpType() == c10d::OpType::RECVANYSOURCE || issue_->isCompleted()) {
+      return waitHere(*issue_, timeout);
+    }
     std::shared_ptr<PendingWait> pending(new PendingWait(issue_), &releaseElsewhere);
     FOO_CHECK(foo_rt::launchAsync(currentRuntimeStream(device), [pending, timeout] {
       try {
@@ -251,7 +257,7 @@ auto map(const std::vector<T>& items, F f) {
 // the call on their streams has run.
 class Collective {
  public:
-  explicit Collective(std::shared_ptr<Completion> completion) : completion_(std::move(completion)) {}
+  explicit Collective(std::shared_ptr<Issue> issue) : issue_(std::move(issue)), completion_(issue_->completion()) {}
 
   // A tensor Gloo only reads.
   at::Tensor input(const at::Tensor& t) {
@@ -293,8 +299,19 @@ class Collective {
     return sum;
   }
 
+  // Gloo's work for the call besides the one the caller's work follows; lives as long as the caller's work.
+  void keepAlive(c10::intrusive_ptr<c10d::Work> companion) { completion_->companions.push_back(std::move(companion)); }
+  // For a call whose Gloo work starts later, elsewhere: the issue to settle then.
+  std::shared_ptr<Issue> defer() {
+    deferred_ = true;
+    return issue_;
+  }
+  bool deferred() const { return deferred_; }
+
  private:
+  std::shared_ptr<Issue> issue_;
   std::shared_ptr<Completion> completion_;
+  bool deferred_ = false;
 };
 
 // The tensors of a call, checked at the call: the foo device they are on, and for each device, a point that its
@@ -394,7 +411,26 @@ class Signature {
     return *this;
   }
   c10d::OpType op() const { return static_cast<c10d::OpType>(words_[kOp]); }
-  const std::vector<int64_t>& words() const { return words_; }
+  // The words as a CPU tensor, to send; and one to receive another rank's words into.
+  at::Tensor tensor() const {
+    at::Tensor t = at::empty({static_cast<int64_t>(words_.size())}, at::kLong);
+    std::copy(words_.begin(), words_.end(), t.data_ptr<int64_t>());
+    return t;
+  }
+  static at::Tensor receivingTensor(int world_size) {
+    return at::empty({static_cast<int64_t>(kHeader) + 2 * world_size}, at::kLong);
+  }
+  static int64_t bytes(const int64_t* words) { return words[kBytes]; }
+  int64_t bytes() const { return words_[kBytes]; }
+
+  // Raises unless the message a sender described (`sent`) fits in the tensors described by `receiving`; a receiver
+  // may take less than it has room for, as with Gloo.
+  static void checkFits(const int64_t* sent, const Signature& receiving, int source, int tag) {
+    TORCH_CHECK(sent[kBytes] <= receiving.words_[kBytes], "foo: a receive from rank ", source, " (tag ", tag,
+                ") into ", describe(receiving.words_.data(), receiving.world_size_), " (", receiving.words_[kBytes],
+                " bytes) got a larger message: ", describe(sent, receiving.world_size_), " (", sent[kBytes],
+                " bytes); the message was received and dropped");
+  }
 
   // Raises, the same message on every rank, unless the signatures of all ranks (`all`, rank after rank) agree.
   static void checkAgreement(const int64_t* all, int world_size, int64_t collective) {
@@ -418,11 +454,12 @@ class Signature {
   }
 
  private:
-  enum Word : size_t { kOp, kRoot, kReduceOp, kCount, kHash, kDtype, kDims, kSizes };
+  enum Word : size_t { kOp, kRoot, kReduceOp, kCount, kHash, kBytes, kDtype, kDims, kSizes };
   static constexpr size_t kShownDims = 6;
   static constexpr size_t kHeader = kSizes + kShownDims;
 
   void add(const at::Tensor& t) {
+    words_[kBytes] += static_cast<int64_t>(t.nbytes());
     if (words_[kCount]++ == 0) {
       words_[kDtype] = static_cast<int64_t>(t.scalar_type());
       words_[kDims] = t.dim();
@@ -476,10 +513,8 @@ class Agreement {
  public:
   Agreement(c10d::Backend& exchange, const Signature& mine, int64_t collective)
       : collective_(collective), world_size_(exchange.getSize()) {
-    const auto& words = mine.words();
-    at::Tensor local = at::empty({static_cast<int64_t>(words.size())}, at::kLong);
-    std::copy(words.begin(), words.end(), local.data_ptr<int64_t>());
-    gathered_ = at::empty({static_cast<int64_t>(words.size()) * world_size_}, at::kLong);
+    at::Tensor local = mine.tensor();
+    gathered_ = at::empty({local.numel() * world_size_}, at::kLong);
     work_ = exchange._allgather_base(gathered_, local, c10d::AllgatherOptions());
   }
   // Waits for every rank's signature; raises unless they agree.
@@ -497,77 +532,112 @@ class Agreement {
 
 using Start = std::function<c10::intrusive_ptr<c10d::Work>(Collective&)>;
 
-// One call, as the issuing thread takes it.
-struct Job : Held {
-  std::shared_ptr<Issue> issue;
-  std::vector<std::shared_future<void>> stream_points;
-  std::optional<Agreement> agreement;  // none for point-to-point
-  Start start;
+// Something an OrderedThread runs.
+struct Task : Held {
+  virtual void run() = 0;
 };
 
-// Starts Gloo's work for each call in call order, on a thread of its own (Gloo's tags follow the order of its calls,
-// which must be the same on every rank), once the work queued before the call on the tensors' streams has run and
-// the ranks agreed on what is called.
-class Issuer {
+// Runs tasks one after the other, in the order they were pushed, on a thread of its own.
+class OrderedThread {
  public:
-  Issuer() : thread_([this] { run(); }) {}
-  ~Issuer() {
+  OrderedThread() : thread_([this] { loop(); }) {}
+  ~OrderedThread() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stopping_ = true;
     }
     changed_.notify_all();
-    thread_.join();  // after the calls already made
+    thread_.join();  // after the tasks already pushed
   }
 
-  void push(std::unique_ptr<Job> job) {
+  void push(std::unique_ptr<Task> task) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      queue_.push_back(std::move(job));
+      queue_.push_back(std::move(task));
     }
     changed_.notify_all();
   }
-  // Waits until every call made so far has been issued.
+  // Waits until every task pushed so far has run.
   void drain() {
     std::unique_lock<std::mutex> lock(mutex_);
     changed_.wait(lock, [this] { return queue_.empty() && !busy_; });
   }
 
  private:
-  void run() {
+  void loop() {
     for (;;) {
-      std::unique_ptr<Job> job;
+      std::unique_ptr<Task> task;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         busy_ = false;
         changed_.notify_all();
         changed_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
         if (queue_.empty()) return;
-        job = std::move(queue_.front());
+        task = std::move(queue_.front());
         queue_.pop_front();
         busy_ = true;
       }
-      issue(*job);
-      releaseElsewhere(job.release());
-    }
-  }
-  static void issue(Job& job) {
-    try {
-      for (const std::shared_future<void>& point : job.stream_points) point.wait();
-      if (job.agreement) job.agreement->check();
-      Collective collective(job.issue->completion());
-      job.issue->started(job.start(collective));
-    } catch (...) {
-      job.issue->failed(std::current_exception());
+      task->run();
+      releaseElsewhere(task.release());
     }
   }
 
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::deque<std::unique_ptr<Job>> queue_;
+  std::deque<std::unique_ptr<Task>> queue_;
   bool busy_ = false;
   bool stopping_ = false;
   std::thread thread_;  // last: starts once the rest is initialized
+};
+
+// One call, as the issuing thread takes it: Gloo's work starts once the work queued before the call on the tensors'
+// streams has run and the ranks agreed on what is called.
+struct Job : Task {
+  std::shared_ptr<Issue> issue;
+  std::vector<std::shared_future<void>> stream_points;
+  std::optional<Agreement> agreement;  // none for point-to-point
+  Start start;
+
+  void run() override {
+    try {
+      for (const std::shared_future<void>& point : stream_points) point.wait();
+      if (agreement) agreement->check();
+      Collective collective(issue);
+      c10::intrusive_ptr<c10d::Work> gloo = start(collective);
+      if (!collective.deferred()) issue->started(std::move(gloo));
+    } catch (...) {
+      issue->failed(std::current_exception());
+    }
+  }
+};
+
+// A receive waiting for its sender's header: receives the data once the header says it fits, else receives the
+// message into a scratch buffer and fails (Gloo would abort the process on a message larger than the tensors).
+struct PendingReceive : Task {
+  std::shared_ptr<Issue> issue;
+  c10::intrusive_ptr<c10d::Backend> gloo;
+  c10::intrusive_ptr<c10d::Work> header;
+  at::Tensor sent;                  // the sender's signature, once the header has come
+  std::optional<Signature> receiving;
+  std::vector<at::Tensor> staged;   // what Gloo writes
+  int source;                       // -1: any
+  int tag;
+
+  void run() override {
+    try {
+      header->wait();
+      const int from = source >= 0 ? source : header->sourceRank();
+      const int64_t* words = sent.data_ptr<int64_t>();
+      if (Signature::bytes(words) > receiving->bytes()) {
+        std::vector<at::Tensor> scratch{at::empty({Signature::bytes(words)}, at::kByte)};
+        gloo->recv(scratch, from, tag)->wait();
+      }
+      Signature::checkFits(words, *receiving, from, tag);
+      issue->started(gloo->recv(staged, from, tag));
+    } catch (...) {
+      issue->failed(std::current_exception());
+    }
+  }
 };
 
 class FooBackend final : public c10d::Backend {
@@ -765,9 +835,12 @@ class FooBackend final : public c10d::Backend {
                   });
   }
 
+  // A send puts its signature (a header) on the signatures' group first: the receiver checks that the data fits.
   c10::intrusive_ptr<c10d::Work> send(std::vector<at::Tensor>& tensors, int dst_rank, int tag) override {
     checkPeer("destination", dst_rank);
     return submitPointToPoint(c10d::OpType::SEND, CallSite(tensors), [this, tensors, dst_rank, tag](Collective& c) {
+      std::vector<at::Tensor> header{Signature(c10d::OpType::SEND, size_).tensors(tensors).tensor()};
+      c.keepAlive(signatures_->send(header, dst_rank, tag));
       auto staged = c.inputs(tensors);
       return gloo_->send(staged, dst_rank, tag);
     });
@@ -775,17 +848,11 @@ class FooBackend final : public c10d::Backend {
 
   c10::intrusive_ptr<c10d::Work> recv(std::vector<at::Tensor>& tensors, int src_rank, int tag) override {
     checkPeer("source", src_rank);
-    return submitPointToPoint(c10d::OpType::RECV, CallSite(tensors), [this, tensors, src_rank, tag](Collective& c) {
-      auto staged = c.outputs(tensors);
-      return gloo_->recv(staged, src_rank, tag);
-    });
+    return submitPointToPoint(c10d::OpType::RECV, CallSite(tensors), receive(tensors, src_rank, tag));
   }
 
   c10::intrusive_ptr<c10d::Work> recvAnysource(std::vector<at::Tensor>& tensors, int tag) override {
-    return submitPointToPoint(c10d::OpType::RECVANYSOURCE, CallSite(tensors), [this, tensors, tag](Collective& c) {
-      auto staged = c.outputs(tensors);
-      return gloo_->recvAnysource(staged, tag);
-    });
+    return submitPointToPoint(c10d::OpType::RECVANYSOURCE, CallSite(tensors), receive(tensors, -1, tag));
   }
 
   c10::intrusive_ptr<c10d::Work> barrier(const c10d::BarrierOptions& opts) override {
@@ -801,6 +868,25 @@ class FooBackend final : public c10d::Backend {
 
  private:
   Signature signature(c10d::OpType op) const { return Signature(op, size_); }
+
+  // Receives the sender's header, then (on the receiving thread, so that a receive waiting for its sender holds up
+  // no other call) the data.
+  Start receive(const std::vector<at::Tensor>& tensors, int source, int tag) {
+    return [this, tensors, source, tag](Collective& c) -> c10::intrusive_ptr<c10d::Work> {
+      auto pending = std::make_unique<PendingReceive>();
+      pending->sent = Signature::receivingTensor(size_);
+      std::vector<at::Tensor> header{pending->sent};
+      pending->header = source >= 0 ? signatures_->recv(header, source, tag) : signatures_->recvAnysource(header, tag);
+      pending->receiving.emplace(Signature(c10d::OpType::RECV, size_).tensors(tensors));
+      pending->staged = c.outputs(tensors);
+      pending->gloo = gloo_;
+      pending->source = source;
+      pending->tag = tag;
+      pending->issue = c.defer();
+      receiver_.push(std::move(pending));
+      return nullptr;
+    };
+  }
 
   // Starts the exchange of the signature and queues the call for the issuing thread; the caller's work tracks it.
   c10::intrusive_ptr<c10d::Work> submit(const Signature& signature, CallSite&& site, Start start) {
@@ -844,7 +930,9 @@ class FooBackend final : public c10d::Backend {
   c10::intrusive_ptr<c10d::Backend> gloo_;
   c10::intrusive_ptr<c10d::Backend> signatures_;  // a Gloo group of its own for the signatures
   int64_t collectives_ = 0;
-  Issuer issuer_;  // last: destroyed first, after issuing what was called
+  // Destroyed first (issuer, then receiver), after running what was pushed.
+  OrderedThread receiver_;  // receives waiting for their sender's header
+  OrderedThread issuer_;    // starts Gloo's work for each call in call order (Gloo's tags follow it)
 };
 
 // Adds the foo backend, over the Gloo backends `holder` and `signatures` have for the CPU (one for the data, one for
