@@ -441,6 +441,18 @@ def disagreement_worker(rank: int, world_size: int) -> dict:
         t = torch.full((4,), float(rank + 1), device=device)
         dist.all_reduce(t)
         assert t.cpu().tolist() == [3.0] * 4, (case, t)
+    # A burst of asynchronous calls (their signatures travel together): only the call that disagrees fails.
+    tensors = [torch.ones(4 + (rank if i == 2 else 0), device=device) for i in range(5)]
+    works = [dist.all_reduce(t, async_op=True) for t in tensors]
+    outcomes = []
+    for work, t in zip(works, tensors):
+        try:
+            work.wait()
+            torch.foo.synchronize()
+            outcomes.append(t.cpu().tolist())
+        except RuntimeError as e:
+            outcomes.append("disagree" if "the ranks disagree on collective" in str(e) else str(e))
+    assert outcomes == [[2.0] * 4, [2.0] * 4, "disagree", [2.0] * 4, [2.0] * 4], outcomes
     # Point-to-point: a message larger than the receiving tensor (which Gloo aborts on) fails the receive only; one
     # that is smaller fills the start of it, as with Gloo.
     for source in (0, None):

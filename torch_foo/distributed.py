@@ -33,11 +33,15 @@ def _create_backend(store, rank: int, world_size: int, timeout):
     and a second one of its own on which the ranks agree on each collective before Gloo runs it."""
     load_backend_library()
     groups = []
-    for gloo_store in (store, dist.PrefixStore("foo_signatures", store)):
+    for gloo_store, threads in ((store, 2), (dist.PrefixStore("foo_signatures", store), 1)):
+        options = dist.ProcessGroupGloo._Options()
+        options._timeout = timeout
+        options._devices = [dist.ProcessGroupGloo.create_default_device()]
+        options._threads = threads
         # The C++ backend comes back to Python through a process group (its TorchScript class), not pybind11.
         group = dist.ProcessGroup(gloo_store, rank, world_size)
         group._register_backend(torch.device("cpu"), dist.ProcessGroup.BackendType.GLOO,
-                                dist.ProcessGroupGloo(gloo_store, rank, world_size, timeout))
+                                dist.ProcessGroupGloo(gloo_store, rank, world_size, options))
         groups.append(group)
     holder, signatures = groups
     torch.ops.foo.attach_backend(holder.boxed(), signatures.boxed())

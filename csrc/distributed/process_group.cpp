@@ -12,7 +12,8 @@
 // Gloo sees a collective, the ranks exchange its signature (operation, root, reduction, dtypes and shapes) over a
 // Gloo group of their own, and a disagreement fails the collective on every rank with a message saying what each
 // called. A thread per backend issues Gloo's work in call order (Gloo's tags follow that order, which must be the same
-// on every rank) once the signatures agree and the streams have reached the call. A send puts its signature ahead of
+// on every rank) once the signatures agree and the streams have reached the call; the signatures of calls queued
+// together travel in one exchange, started while the thread waits for the streams. A send puts its signature ahead of
 // the data, and the receive takes the data (on a second thread) only if it fits: a larger message is dropped with an
 // error where Gloo would abort.
 //
@@ -28,6 +29,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <functional>
 #include <future>
 #include <memory>
@@ -411,6 +413,7 @@ class Signature {
     return *this;
   }
   c10d::OpType op() const { return static_cast<c10d::OpType>(words_[kOp]); }
+  const std::vector<int64_t>& words() const { return words_; }
   // The words as a CPU tensor, to send; and one to receive another rank's words into.
   at::Tensor tensor() const {
     at::Tensor t = at::empty({static_cast<int64_t>(words_.size())}, at::kLong);
@@ -432,10 +435,12 @@ class Signature {
                 " bytes); the message was received and dropped");
   }
 
-  // Raises, the same message on every rank, unless the signatures of all ranks (`all`, rank after rank) agree.
-  static void checkAgreement(const int64_t* all, int world_size, int64_t collective) {
-    const size_t size = kHeader + 2 * world_size;
-    auto of = [&](int rank) { return all + rank * size; };
+  // Words in a signature.
+  static size_t size(int world_size) { return kHeader + 2 * world_size; }
+  // Raises, the same message on every rank, unless the signatures of all ranks agree (rank r's at
+  // `first + r * rank_stride`).
+  static void checkAgreement(const int64_t* first, size_t rank_stride, int world_size, int64_t collective) {
+    auto of = [&](int rank) { return first + rank * rank_stride; };
     bool agree = true;
     for (int rank = 1; rank < world_size; ++rank) agree &= std::equal(of(rank), of(rank) + kHeader, of(0));
     for (int from = 0; from < world_size; ++from) {
@@ -508,33 +513,94 @@ class Signature {
   std::vector<int64_t> words_;
 };
 
-// The exchange of one collective's signature among the ranks, started at the call on a Gloo group of its own.
-class Agreement {
+// The ranks' agreement on the signatures of their collectives, in call order, over a Gloo group of its own. An
+// exchange carries each rank's first signatures not yet settled (up to a batch); the first `fewest sent` of them are
+// settled by it on every rank alike, so a burst of calls costs a few exchanges rather than one each. Used by the
+// issuing thread only.
+class Agreements {
  public:
-  Agreement(c10d::Backend& exchange, const Signature& mine, int64_t collective)
-      : collective_(collective), world_size_(exchange.getSize()) {
-    at::Tensor local = mine.tensor();
-    gathered_ = at::empty({local.numel() * world_size_}, at::kLong);
-    work_ = exchange._allgather_base(gathered_, local, c10d::AllgatherOptions());
+  explicit Agreements(c10::intrusive_ptr<c10d::Backend> exchange)
+      : exchange_(std::move(exchange)),
+        world_size_(exchange_->getSize()),
+        words_(Signature::size(world_size_)),
+        batch_(std::clamp<size_t>(4096 / words_, 1, 16)) {}
+
+  // The next collective's signature; returns its number.
+  int64_t add(const Signature& signature) {
+    pending_.push_back(signature.words());
+    return ++added_;
   }
-  // Waits for every rank's signature; raises unless they agree.
-  void check() {
-    work_->wait();
-    Signature::checkAgreement(gathered_.data_ptr<int64_t>(), world_size_, collective_);
+  // Starts an exchange of the pending signatures, unless one is running.
+  void start() {
+    if (running_ || pending_.empty()) return;
+    const size_t count = std::min(batch_, pending_.size());
+    at::Tensor local = at::zeros({static_cast<int64_t>(1 + batch_ * words_)}, at::kLong);
+    int64_t* out = local.data_ptr<int64_t>();
+    out[0] = static_cast<int64_t>(count);
+    for (size_t i = 0; i < count; ++i) std::copy(pending_[i].begin(), pending_[i].end(), out + 1 + i * words_);
+    Exchange exchange{at::empty({local.numel() * world_size_}, at::kLong), nullptr};
+    exchange.work = exchange_->_allgather_base(exchange.gathered, local, c10d::AllgatherOptions());
+    running_ = std::move(exchange);
+  }
+  // Waits until collective `number` is settled; raises if the ranks disagree on it (or the exchange failed).
+  void check(int64_t number) {
+    while (settled_ < number) {
+      start();
+      finish();
+    }
+    auto failure = failures_.find(number);
+    if (failure != failures_.end()) {
+      std::exception_ptr error = failure->second;
+      failures_.erase(failure);
+      std::rethrow_exception(error);
+    }
   }
 
  private:
-  int64_t collective_;
+  struct Exchange {
+    at::Tensor gathered;
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+
+  void finish() {
+    running_->work->wait();  // a failed exchange stays running: every later collective raises its error too
+    const int64_t* all = running_->gathered.data_ptr<int64_t>();
+    const size_t rank_stride = 1 + batch_ * words_;
+    int64_t settled_now = all[0];
+    for (int rank = 1; rank < world_size_; ++rank) settled_now = std::min(settled_now, all[rank * rank_stride]);
+    for (int64_t i = 0; i < settled_now; ++i) {
+      const int64_t number = settled_ + 1 + i;
+      try {
+        Signature::checkAgreement(all + 1 + i * words_, rank_stride, world_size_, number);
+      } catch (...) {
+        failures_[number] = std::current_exception();
+      }
+      pending_.pop_front();
+    }
+    settled_ += settled_now;
+    running_.reset();
+  }
+
+  c10::intrusive_ptr<c10d::Backend> exchange_;
   int world_size_;
-  at::Tensor gathered_;
-  c10::intrusive_ptr<c10d::Work> work_;
+  size_t words_;
+  size_t batch_;
+  std::deque<std::vector<int64_t>> pending_;  // signatures of collectives settled_ + 1, settled_ + 2, ...
+  int64_t added_ = 0;
+  int64_t settled_ = 0;
+  std::optional<Exchange> running_;
+  std::map<int64_t, std::exception_ptr> failures_;  // settled collectives the ranks disagreed on, until checked
 };
 
 using Start = std::function<c10::intrusive_ptr<c10d::Work>(Collective&)>;
 
 // Something an OrderedThread runs.
 struct Task : Held {
+  // Called, in order, on every task queued when the thread takes the next one: the start of what may overlap the
+  // tasks before it.
+  virtual void prepare() {}
   virtual void run() = 0;
+  bool prepared = false;  // touched by the ordered thread only
 };
 
 // Runs tasks one after the other, in the order they were pushed, on a thread of its own.
@@ -565,6 +631,7 @@ class OrderedThread {
 
  private:
   void loop() {
+    std::vector<Task*> unprepared;
     for (;;) {
       std::unique_ptr<Task> task;
       {
@@ -576,7 +643,17 @@ class OrderedThread {
         task = std::move(queue_.front());
         queue_.pop_front();
         busy_ = true;
+        // Queued tasks stay alive after the lock is released: only this thread pops them.
+        unprepared.push_back(task.get());
+        for (const std::unique_ptr<Task>& queued : queue_) unprepared.push_back(queued.get());
       }
+      for (Task* next : unprepared) {
+        if (!next->prepared) {
+          next->prepared = true;
+          next->prepare();
+        }
+      }
+      unprepared.clear();
       task->run();
       releaseElsewhere(task.release());
     }
@@ -595,13 +672,20 @@ class OrderedThread {
 struct Job : Task {
   std::shared_ptr<Issue> issue;
   std::vector<std::shared_future<void>> stream_points;
-  std::optional<Agreement> agreement;  // none for point-to-point
+  std::optional<Signature> signature;  // none for point-to-point
+  Agreements* agreements = nullptr;
+  int64_t number = 0;                  // in the agreements, once prepared
   Start start;
+
+  void prepare() override {
+    if (signature) number = agreements->add(*signature);
+  }
 
   void run() override {
     try {
+      if (signature) agreements->start();  // overlaps the wait for the streams
       for (const std::shared_future<void>& point : stream_points) point.wait();
-      if (agreement) agreement->check();
+      if (signature) agreements->check(number);
       Collective collective(issue);
       c10::intrusive_ptr<c10d::Work> gloo = start(collective);
       if (!collective.deferred()) issue->started(std::move(gloo));
@@ -643,7 +727,10 @@ struct PendingReceive : Task {
 class FooBackend final : public c10d::Backend {
  public:
   FooBackend(c10::intrusive_ptr<c10d::Backend> gloo, c10::intrusive_ptr<c10d::Backend> signatures)
-      : Backend(gloo->getRank(), gloo->getSize()), gloo_(std::move(gloo)), signatures_(std::move(signatures)) {}
+      : Backend(gloo->getRank(), gloo->getSize()),
+        gloo_(std::move(gloo)),
+        signatures_(std::move(signatures)),
+        agreements_(signatures_) {}
 
   const std::string getBackendName() const override { return "foo"; }
   c10::intrusive_ptr<Options> getBackendOptions() override { return gloo_->getBackendOptions(); }
@@ -891,7 +978,8 @@ class FooBackend final : public c10d::Backend {
   // Starts the exchange of the signature and queues the call for the issuing thread; the caller's work tracks it.
   c10::intrusive_ptr<c10d::Work> submit(const Signature& signature, CallSite&& site, Start start) {
     auto job = makeJob(std::move(site), std::move(start));
-    job->agreement.emplace(*signatures_, signature, ++collectives_);
+    job->signature.emplace(signature);
+    job->agreements = &agreements_;
     return enqueue(std::move(job), signature.op());
   }
   // Point-to-point calls exchange no signature: only two ranks take part.
@@ -929,7 +1017,7 @@ class FooBackend final : public c10d::Backend {
 
   c10::intrusive_ptr<c10d::Backend> gloo_;
   c10::intrusive_ptr<c10d::Backend> signatures_;  // a Gloo group of its own for the signatures
-  int64_t collectives_ = 0;
+  Agreements agreements_;  // used by the issuing thread only
   // Destroyed first (issuer, then receiver), after running what was pushed.
   OrderedThread receiver_;  // receives waiting for their sender's header
   OrderedThread issuer_;    // starts Gloo's work for each call in call order (Gloo's tags follow it)
