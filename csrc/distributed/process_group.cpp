@@ -794,11 +794,7 @@ class FooBackend final : public c10d::Backend {
                                           std::vector<at::Tensor>& inputs,
                                           const c10d::AllgatherOptions& opts) override {
     return submit(signature(c10d::OpType::ALLGATHER).tensors(inputs), CallSite(inputs, outputs),
-                  [this, outputs, inputs, opts](Collective& c) {
-                    auto staged_inputs = c.inputs(inputs);
-                    auto staged_outputs = c.outputs(outputs);
-                    return gloo_->allgather(staged_outputs, staged_inputs, opts);
-                  });
+                  readsAndWrites(inputs, outputs, opts, &c10d::Backend::allgather));
   }
 
   c10::intrusive_ptr<c10d::Work> _allgather_base(at::Tensor& output, at::Tensor& input,
@@ -815,44 +811,28 @@ class FooBackend final : public c10d::Backend {
                                                     std::vector<at::Tensor>& inputs,
                                                     const c10d::AllgatherOptions& opts) override {
     return submit(signature(c10d::OpType::ALLGATHER_COALESCED).tensors(inputs), CallSite(inputs, outputs),
-                  [this, outputs, inputs, opts](Collective& c) {
-                    auto staged_inputs = c.inputs(inputs);
-                    auto staged_outputs = c.outputs(outputs);
-                    return gloo_->allgather_coalesced(staged_outputs, staged_inputs, opts);
-                  });
+                  readsAndWrites(inputs, outputs, opts, &c10d::Backend::allgather_coalesced));
   }
 
   c10::intrusive_ptr<c10d::Work> allgather_into_tensor_coalesced(std::vector<at::Tensor>& outputs,
                                                                 std::vector<at::Tensor>& inputs,
                                                                 const c10d::AllgatherOptions& opts) override {
     return submit(signature(c10d::OpType::COALESCED).tensors(inputs), CallSite(inputs, outputs),
-                  [this, outputs, inputs, opts](Collective& c) {
-                    auto staged_inputs = c.inputs(inputs);
-                    auto staged_outputs = c.outputs(outputs);
-                    return gloo_->allgather_into_tensor_coalesced(staged_outputs, staged_inputs, opts);
-                  });
+                  readsAndWrites(inputs, outputs, opts, &c10d::Backend::allgather_into_tensor_coalesced));
   }
 
   c10::intrusive_ptr<c10d::Work> gather(std::vector<std::vector<at::Tensor>>& outputs, std::vector<at::Tensor>& inputs,
                                        const c10d::GatherOptions& opts) override {
     checkPeer("root", opts.rootRank);
     return submit(signature(c10d::OpType::GATHER).root(opts.rootRank).tensors(inputs), CallSite(inputs, outputs),
-                  [this, outputs, inputs, opts](Collective& c) {
-                    auto staged_inputs = c.inputs(inputs);
-                    auto staged_outputs = c.outputs(outputs);
-                    return gloo_->gather(staged_outputs, staged_inputs, opts);
-                  });
+                  readsAndWrites(inputs, outputs, opts, &c10d::Backend::gather));
   }
 
   c10::intrusive_ptr<c10d::Work> scatter(std::vector<at::Tensor>& outputs, std::vector<std::vector<at::Tensor>>& inputs,
                                         const c10d::ScatterOptions& opts) override {
     checkPeer("root", opts.rootRank);
     return submit(signature(c10d::OpType::SCATTER).root(opts.rootRank).tensors(outputs), CallSite(inputs, outputs),
-                  [this, outputs, inputs, opts](Collective& c) {
-                    auto staged_inputs = c.inputs(inputs);
-                    auto staged_outputs = c.outputs(outputs);
-                    return gloo_->scatter(staged_outputs, staged_inputs, opts);
-                  });
+                  readsAndWrites(inputs, outputs, opts, &c10d::Backend::scatter));
   }
 
   c10::intrusive_ptr<c10d::Work> reduce_scatter(std::vector<at::Tensor>& outputs,
@@ -915,11 +895,7 @@ class FooBackend final : public c10d::Backend {
     };
     const at::ScalarType dtype = inputs.empty() ? at::kFloat : inputs.front().scalar_type();
     return submit(signature(c10d::OpType::ALLTOALL).exchanges(dtype, numels(inputs), numels(outputs)),
-                  CallSite(inputs, outputs), [this, outputs, inputs, opts](Collective& c) {
-                    auto staged_inputs = c.inputs(inputs);
-                    auto staged_outputs = c.outputs(outputs);
-                    return gloo_->alltoall(staged_outputs, staged_inputs, opts);
-                  });
+                  CallSite(inputs, outputs), readsAndWrites(inputs, outputs, opts, &c10d::Backend::alltoall));
   }
 
   // A send puts its signature (a header) on the signatures' group first: the receiver checks that the data fits.
@@ -955,6 +931,16 @@ class FooBackend final : public c10d::Backend {
 
  private:
   Signature signature(c10d::OpType op) const { return Signature(op, size_); }
+
+  // The usual start: Gloo's `method` reads (copies of) `inputs` and writes `outputs`.
+  template <class Inputs, class Outputs, class Options, class Method>
+  Start readsAndWrites(const Inputs& inputs, const Outputs& outputs, const Options& opts, Method method) {
+    return [this, inputs, outputs, opts, method](Collective& c) {
+      auto staged_inputs = c.inputs(inputs);
+      auto staged_outputs = c.outputs(outputs);
+      return ((*gloo_).*method)(staged_outputs, staged_inputs, opts);
+    };
+  }
 
   // Receives the sender's header, then (on the receiving thread, so that a receive waiting for its sender holds up
   // no other call) the data.
