@@ -1,10 +1,10 @@
-"""Run the import and op benchmarks and write benchmarks/results.md and benchmarks/ops_ratio.png.
+"""Run the import, op and collective benchmarks and write benchmarks/results.md and benchmarks/ops_ratio.png.
 
-    python benchmarks/report.py [--no-build] [--quick] [--threads N]
+    python benchmarks/report.py [--no-build] [--no-distributed] [--quick] [--threads N]
 
---no-build skips bench_import.py's cold build and rebuild (minutes on 2 cores); --quick and --threads go to
-bench_ops.py.
-Both benchmarks run in subprocesses against this checkout's torch_foo (the repository is put first on PYTHONPATH).
+--no-build skips bench_import.py's cold build and rebuild (minutes on 2 cores); --no-distributed skips
+bench_distributed.py; --quick and --threads go to bench_ops.py (--quick also shortens the other two).
+The benchmarks run in subprocesses against this checkout's torch_foo (the repository is put first on PYTHONPATH).
 """
 import argparse
 import datetime
@@ -102,6 +102,13 @@ def op_rows(results: list[dict]) -> list[list[str]]:
     return rows
 
 
+def distributed_rows(results: list[dict]) -> list[list[str]]:
+    """Rows from bench_distributed.py's JSON (medians over its samples; it keeps no pairs)."""
+    return [[f"{row['name']} — 2 processes", format_seconds(row["foo_seconds"]), format_seconds(row["cpu_seconds"]),
+             f"{row['ratio']:.2f}x", "—", f"<= {row['goal']:.2f}x {verdict(row['ratio'] <= row['goal'])}"]
+            for row in results]
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as cpuinfo:
@@ -125,7 +132,8 @@ def write_results(path: Path, rows: list[list[str]], ops: dict, command: str) ->
 Produced by `{command}` on {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}. Ratios are foo time / CPU time
 (below 1.0: foo is faster); op times are medians of {ops['repeat']} interleaved samples per device
 (`benchmarks/bench_ops.py`; "pairs' range": the lowest and highest ratio of one foo sample to the CPU sample
-beside it), import times medians of warm interpreter starts (`benchmarks/bench_import.py`).
+beside it), import times medians of warm interpreter starts (`benchmarks/bench_import.py`), collectives ("2
+processes") medians of `benchmarks/bench_distributed.py` against CPU tensors with plain Gloo.
 
 - CPU: {cpu_model()}, {machine['cpus']} logical cores; torch threads: {machine['torch_threads']}
 - load average when bench_ops.py started: {machine['load_average_1min']:.2f} (other processes share this machine)
@@ -178,6 +186,7 @@ def plot_ratios(path: Path, results: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-build", action="store_true", help="skip the cold build and rebuild timings")
+    parser.add_argument("--no-distributed", action="store_true", help="skip the collective and DDP timings")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: bench_ops.py --quick (small sizes), 3 warm imports of each kind")
     parser.add_argument("--threads", type=int, help="bench_ops.py --threads: torch intra-op threads")
@@ -192,11 +201,18 @@ def main() -> None:
         ops_json = Path(temporary) / "ops.json"
         run_benchmark("bench_ops.py", "--json", str(ops_json), *ops_options)
         ops = json.loads(ops_json.read_text())
+        collectives = []
+        if not args.no_distributed:
+            distributed_json = Path(temporary) / "distributed.json"
+            run_benchmark("bench_distributed.py", "--json", str(distributed_json),
+                          *(["--repeat", "3", "--steps", "3"] if args.quick else []))
+            collectives = json.loads(distributed_json.read_text())
 
     command = " ".join(["python benchmarks/report.py", *sys.argv[1:]])
     args.output_dir.mkdir(parents=True, exist_ok=True)
     results, plot = args.output_dir / "results.md", args.output_dir / "ops_ratio.png"
-    write_results(results, import_rows(import_output) + op_rows(ops["results"]), ops, command)
+    write_results(results, import_rows(import_output) + op_rows(ops["results"]) + distributed_rows(collectives), ops,
+                  command)
     plot_ratios(plot, ops["results"])
     print(f"wrote {results} and {plot}")
 
