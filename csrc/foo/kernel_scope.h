@@ -91,7 +91,8 @@ at::Tensor uploadToDevice(const at::Tensor& cpu, c10::DeviceIndex device);
 // kernel's alias, its storage holds the foo storage, so the memory stays allocated while it lives. Other tensors are
 // returned as they are; tensors with lazy conjugate/negative/zero bits are refused.
 at::Tensor hostAlias(const at::Tensor& t);
-// The same without waiting for the stream, for a caller that orders itself after the stream's work another way.
+// The same for a tensor checkHostAliasable accepted, without waiting for the stream: for a caller that checked it
+// and orders itself after the stream's work another way.
 at::Tensor hostAliasUnordered(const at::Tensor& t);
 // Raises what hostAlias would refuse in `t` (a layout other than strided, lazy bits, a forked child).
 void checkHostAliasable(const at::Tensor& t);
