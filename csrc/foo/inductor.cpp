@@ -16,8 +16,15 @@
 namespace torch_foo {
 namespace {
 
+// A scope entered from Python, holding the tensors it aliases: a scope borrows them, and Python may drop them first.
+struct PythonScope {
+  PythonScope(c10::DeviceIndex device, const std::vector<at::Tensor>& tensors) : tensors(tensors), scope(device) {}
+  std::vector<at::Tensor> tensors;
+  KernelScope scope;
+};
+
 // Scopes entered from Python and not yet left, innermost last (a kernel can run another compiled graph).
-thread_local std::vector<std::unique_ptr<KernelScope>> t_python_scopes;
+thread_local std::vector<std::unique_ptr<PythonScope>> t_python_scopes;
 
 std::vector<at::Tensor> enterKernelScope(int64_t device, const std::vector<at::Tensor>& tensors,
                                          const std::string& kernel_name) {
@@ -26,11 +33,13 @@ std::vector<at::Tensor> enterKernelScope(int64_t device, const std::vector<at::T
   for (const at::Tensor& t : tensors) checker.addAllowingCpu(t);
   TORCH_CHECK(checker.device() < 0 || checker.device() == device, "foo kernel launched on foo:", device,
               " with tensors on foo:", static_cast<int>(checker.device()));
-  auto& scope = *t_python_scopes.emplace_back(std::make_unique<KernelScope>(static_cast<c10::DeviceIndex>(device)));
+  auto& entered = *t_python_scopes.emplace_back(
+      std::make_unique<PythonScope>(static_cast<c10::DeviceIndex>(device), tensors));
+  KernelScope& scope = entered.scope;
   if (tracingKernels()) scope.setTraceName(kernel_name);
   std::vector<at::Tensor> views;
   views.reserve(tensors.size());
-  for (const at::Tensor& t : tensors) views.push_back(scope.alias(t));
+  for (const at::Tensor& t : entered.tensors) views.push_back(*scope.alias(t));
   return views;
 }
 

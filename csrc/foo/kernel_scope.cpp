@@ -62,9 +62,6 @@ const bool g_installed = [] {
               "!");
 }
 
-bool sameMathBits(const at::Tensor& a, const at::Tensor& b) {
-  return a.is_conj() == b.is_conj() && a.is_neg() == b.is_neg() && a._is_zerotensor() == b._is_zerotensor();
-}
 
 // A tensor over `storage` with like's geometry and math bits: a lazy conjugate, negation or efficient zero tensor
 // stays one on the other side, so CPU kernels (which honour the bits) compute what they compute on CPU.
@@ -76,6 +73,11 @@ at::Tensor makeTensor(c10::Storage storage, c10::DispatchKey key, const at::Tens
   auto impl = c10::make_intrusive<c10::TensorImpl>(std::move(storage), keys, like.dtype());
   impl->set_sizes_and_strides(like.sizes(), like.strides(), like.storage_offset());
   return at::Tensor(std::move(impl));
+}
+
+// A new reference to `storage`.
+c10::Storage holding(c10::StorageImpl* storage) {
+  return c10::Storage(c10::intrusive_ptr<c10::StorageImpl>::reclaim_copy(storage));
 }
 
 c10::Storage makeFooStorage(at::DataPtr data, size_t nbytes) {
@@ -130,10 +132,85 @@ KernelScope::KernelScope(c10::DeviceIndex device) : device_(device), previous_de
   if (tracingKernels()) beginKernelTrace(trace_);
 }
 
+namespace {
+
+// The lazy conjugate, negation and zero-tensor bits among a tensor's dispatch keys (one bit each).
+const uint64_t kMathBits =
+    c10::DispatchKeySet({c10::DispatchKey::Conjugate, c10::DispatchKey::Negative, c10::DispatchKey::ZeroTensor})
+        .raw_repr();
+
+// Same dtype, lazy bits, offset, sizes and strides. Runs once or twice per argument of every op: one pass over the
+// dimensions, the bits compared at once.
+bool sameGeometry(const at::Tensor& a, const at::Tensor& b) {
+  const c10::TensorImpl& x = *a.unsafeGetTensorImpl();
+  const c10::TensorImpl& y = *b.unsafeGetTensorImpl();
+  if (x.dtype() != y.dtype() || ((x.key_set().raw_repr() ^ y.key_set().raw_repr()) & kMathBits) != 0 ||
+      x.storage_offset() != y.storage_offset() || x.dim() != y.dim()) {
+    return false;
+  }
+  const c10::IntArrayRef x_sizes = x.sizes(), y_sizes = y.sizes(), x_strides = x.strides(), y_strides = y.strides();
+  for (size_t d = 0; d < x_sizes.size(); ++d) {
+    if (x_sizes[d] != y_sizes[d] || x_strides[d] != y_strides[d]) return false;
+  }
+  return true;
+}
+
+// Aliases recently lent on this thread. Building a TensorImpl and a StorageImpl costs more than a small kernel, and
+// loops pass the same tensors again and again; an alias is a plain view of memory, so one whose memory and geometry
+// match is as good as a new one. A scope takes the aliases it lends out of the cache and gives back at its end those
+// nothing else kept, so that a cached alias is held by the cache alone. Entries are keyed by the device address: a
+// lookup compares one pointer per entry.
+struct AliasCache {
+  struct Entry {
+    const void* device_data = nullptr;
+    at::Tensor alias;
+  };
+  std::array<Entry, 8> entries;
+  size_t next = 0;
+
+  at::Tensor take(const at::Tensor& t, const c10::StorageImpl& foo_storage) {
+    for (Entry& entry : entries) {
+      if (entry.device_data != foo_storage.data() || !entry.alias.defined()) continue;
+      const c10::StorageImpl& storage = *entry.alias.unsafeGetTensorImpl()->unsafe_storage().unsafeGetStorageImpl();
+      if (storage.nbytes() == foo_storage.nbytes() && storage.resizable() == foo_storage.resizable() &&
+          sameGeometry(entry.alias, t)) {
+        return std::move(entry.alias);
+      }
+    }
+    return at::Tensor();
+  }
+
+  // `host_data`: the memory the alias was made over; one that a kernel re-pointed (resize) is dropped.
+  void giveBack(const void* device_data, const void* host_data, at::Tensor&& alias) {
+    const c10::StorageImpl* storage = alias.unsafeGetTensorImpl()->unsafe_storage().unsafeGetStorageImpl();
+    if (alias.use_count() != 1 || c10::raw::intrusive_ptr::use_count(const_cast<c10::StorageImpl*>(storage)) != 1 ||
+        storage->data() != host_data) {
+      return;
+    }
+    Entry* slot = nullptr;
+    for (Entry& entry : entries) {
+      if (!entry.alias.defined()) {
+        slot = &entry;
+        break;
+      }
+    }
+    if (slot == nullptr) slot = &entries[next++ % entries.size()];
+    slot->device_data = device_data;
+    slot->alias = std::move(alias);
+  }
+};
+thread_local AliasCache t_alias_cache;
+
+}  // namespace
+
 KernelScope::~KernelScope() {
   if (trace_.start_ns >= 0) endKernelTrace(trace_, device_, currentStreamId(device_));
   setCpuAllocationRedirect(previous_redirect_);
   if (device_ != previous_device_) foo_rt::setDevice(previous_device_);
+  AliasCache& cache = t_alias_cache;
+  for (StoragePair& pair : storages_) {
+    if (pair.alias.defined()) cache.giveBack(pair.foo->data(), pair.host_data, std::move(pair.alias));
+  }
 }
 
 KernelScope::StoragePair* KernelScope::find(c10::StorageImpl* host) {
@@ -143,72 +220,28 @@ KernelScope::StoragePair* KernelScope::find(c10::StorageImpl* host) {
   return nullptr;
 }
 
-namespace {
-
-// Aliases recently built on this thread. Building a TensorImpl and a StorageImpl costs more than a small kernel, and
-// loops pass the same tensors again and again; an alias is a plain view of memory, so one whose memory and geometry
-// match is as good as a new one, provided nothing else still holds it. Entries are keyed by the device address: a
-// lookup compares one pointer per entry.
-struct AliasCache {
-  struct Entry {
-    const void* device_data = nullptr;
-    const void* host_data = nullptr;  // the alias's memory when made: a resize by a kernel re-points it
-    at::Tensor alias;
-  };
-  std::array<Entry, 8> entries;
-  size_t next = 0;
-
-  at::Tensor find(const at::Tensor& t, const c10::StorageImpl& foo_storage) const {
-    for (const Entry& entry : entries) {
-      if (entry.device_data != foo_storage.data() || !entry.alias.defined() || entry.alias.use_count() != 1) continue;
-      const at::Tensor& alias = entry.alias;
-      c10::StorageImpl* storage = alias.unsafeGetTensorImpl()->unsafe_storage().unsafeGetStorageImpl();
-      if (c10::raw::intrusive_ptr::use_count(storage) == 1 && storage->data() == entry.host_data &&
-          storage->nbytes() == foo_storage.nbytes() && storage->resizable() == foo_storage.resizable() &&
-          alias.dtype() == t.dtype() && sameMathBits(alias, t) && alias.storage_offset() == t.storage_offset() &&
-          alias.sizes() == t.sizes() && alias.strides() == t.strides()) {
-        return alias;
-      }
-    }
-    return at::Tensor();
-  }
-  void add(const void* device_data, const void* host_data, const at::Tensor& alias) {
-    entries[next++ % entries.size()] = {device_data, host_data, alias};
-  }
-};
-thread_local AliasCache t_alias_cache;
-
-}  // namespace
-
-at::Tensor KernelScope::alias(const at::Tensor& t) {
-  if (!t.defined() || t.device().type() != kFoo) return t;
+c10::MaybeOwned<at::Tensor> KernelScope::alias(const at::Tensor& t) {
+  if (!t.defined() || t.device().type() != kFoo) return c10::MaybeOwned<at::Tensor>::borrowed(t);
   c10::StorageImpl* foo_storage = t.storage().unsafeGetStorageImpl();
   for (StoragePair& pair : storages_) {
-    if (pair.foo.unsafeGetStorageImpl() != foo_storage) continue;
-    const at::Tensor& seen = pair.alias;
-    if (seen.defined() && seen.dtype() == t.dtype() && sameMathBits(seen, t) && seen.storage_offset() == t.storage_offset() &&
-        seen.sizes() == t.sizes() && seen.strides() == t.strides()) {
-      return seen;
-    }
-    return makeTensor(c10::Storage(c10::intrusive_ptr<c10::StorageImpl>::reclaim_copy(pair.host)),
-                      c10::DispatchKey::CPU, t);
+    if (pair.foo != foo_storage || !pair.alias.defined()) continue;
+    if (sameGeometry(pair.alias, t)) return c10::MaybeOwned<at::Tensor>::borrowed(pair.alias);
+    return c10::MaybeOwned<at::Tensor>::owned(makeTensor(holding(pair.host), c10::DispatchKey::CPU, t));
   }
-  AliasCache& cache = t_alias_cache;
-  at::Tensor result = cache.find(t, *foo_storage);
-  if (!result.defined()) {
+  at::Tensor lent = t_alias_cache.take(t, *foo_storage);
+  if (!lent.defined()) {
     // Resizable like the device storage, through the CPU allocator: a resize inside the kernel lands in device memory.
     void* host = foo_storage->data() ? foo_rt::hostView(foo_storage->data()) : nullptr;
     c10::Storage alias_storage(c10::Storage::use_byte_size_t(), foo_storage->nbytes(),
                                at::DataPtr(host, c10::Device(c10::kCPU)), &g_cpu_allocator, foo_storage->resizable());
-    result = makeTensor(std::move(alias_storage), c10::DispatchKey::CPU, t);
-    cache.add(foo_storage->data(), host, result);
+    lent = makeTensor(std::move(alias_storage), c10::DispatchKey::CPU, t);
   }
-  c10::StorageImpl* alias_storage = result.unsafeGetTensorImpl()->unsafe_storage().unsafeGetStorageImpl();
-  storages_.push_back({alias_storage, t.storage(), alias_storage->data(), result});
-  return result;
+  c10::StorageImpl* alias_storage = lent.unsafeGetTensorImpl()->unsafe_storage().unsafeGetStorageImpl();
+  storages_.push_back({alias_storage, foo_storage, c10::Storage(), alias_storage->data(), std::move(lent)});
+  return c10::MaybeOwned<at::Tensor>::borrowed(storages_.back().alias);
 }
 
-c10::Storage KernelScope::fooStorageFor(c10::StorageImpl* host) {
+c10::StorageImpl* KernelScope::fooStorageFor(c10::StorageImpl* host) {
   if (StoragePair* pair = find(host)) {
     if (host->data() != pair->host_data) {
       // The kernel re-allocated the alias (resize): its new memory is device memory it allocated through us.
@@ -216,9 +249,9 @@ c10::Storage KernelScope::fooStorageFor(c10::StorageImpl* host) {
       void* device_ptr = foo_rt::deviceAddress(data.get());
       TORCH_INTERNAL_ASSERT(device_ptr != nullptr || host->nbytes() == 0, "resized alias left device memory");
       data.release_context();
-      c10::StorageImpl* foo = pair->foo.unsafeGetStorageImpl();
-      foo->set_data_ptr_noswap(at::DataPtr(device_ptr, device_ptr, deviceAllocator().raw_deleter(), foo->device()));
-      foo->set_nbytes(host->nbytes());
+      pair->foo->set_data_ptr_noswap(
+          at::DataPtr(device_ptr, device_ptr, deviceAllocator().raw_deleter(), pair->foo->device()));
+      pair->foo->set_nbytes(host->nbytes());
       pair->host_data = host->data();
     }
     return pair->foo;
@@ -237,7 +270,7 @@ c10::Storage KernelScope::fooStorageFor(c10::StorageImpl* host) {
       host->set_data_ptr_noswap(std::move(device_data));
       host->set_allocator(&deviceAllocator());
       host->set_resizable(true);
-      foo = c10::Storage(c10::intrusive_ptr<c10::StorageImpl>::reclaim_copy(host));
+      foo = holding(host);
     } else {
       foo = makeFooStorage(std::move(device_data), host->nbytes());
     }
@@ -246,31 +279,40 @@ c10::Storage KernelScope::fooStorageFor(c10::StorageImpl* host) {
     foo = makeFooStorage(allocateDeviceMemory(device_, host->nbytes()), host->nbytes());
     FOO_CHECK(foo_rt::memcpy(foo.mutable_data(), data.get(), host->nbytes()));
   }
-  storages_.push_back({host, foo, host->data(), at::Tensor()});
-  return foo;
+  c10::StorageImpl* foo_impl = foo.unsafeGetStorageImpl();
+  storages_.push_back({host, foo_impl, std::move(foo), host->data(), at::Tensor()});
+  return foo_impl;
 }
 
-at::Tensor KernelScope::toDevice(const at::Tensor& result) {
+at::Tensor KernelScope::toDevice(at::Tensor result) {
   if (!result.defined() || result.device().type() == kFoo) return result;
   TORCH_CHECK_NOT_IMPLEMENTED(result.layout() == c10::kStrided, kSparseUnsupported, " (an op made a ",
                               result.layout(), " tensor)");
-  c10::Storage storage = fooStorageFor(result.storage().unsafeGetStorageImpl());
   c10::TensorImpl* impl = result.unsafeGetTensorImpl();
+  c10::StorageImpl* foo = fooStorageFor(impl->unsafe_storage().unsafeGetStorageImpl());
   if (result.use_count() == 1 && typeid(*impl) == typeid(c10::TensorImpl) && impl->allow_tensor_metadata_change()) {
     // Nothing but the caller holds the kernel's result: turn it into the foo tensor (device, dispatch keys) instead
     // of building another TensorImpl, a good part of a small op's cost.
-    impl->set_storage_keep_dtype(std::move(storage));
+    if (impl->unsafe_storage().unsafeGetStorageImpl() != foo) {
+      impl->set_storage_keep_dtype(holding(foo));
+    } else {
+      // Converted in place: set_storage_keep_dtype, the one setter of a TensorImpl's device, takes the storage's new
+      // device from the impl's own storage, moved out and back (no reference counting).
+      impl->set_storage_keep_dtype(std::move(const_cast<c10::Storage&>(impl->unsafe_storage())));
+    }
     impl->_change_backend_component_keys(impl->device());
     return result;
   }
-  return makeTensor(std::move(storage), c10::DispatchKey::PrivateUse1, result);
+  return makeTensor(holding(foo), c10::DispatchKey::PrivateUse1, result);
 }
 
 void KernelScope::commit(const at::Tensor& target, const at::Tensor& alias) {
   if (!target.defined() || target.device().type() != kFoo) return;
-  c10::Storage storage = fooStorageFor(alias.storage().unsafeGetStorageImpl());
+  c10::StorageImpl* foo = fooStorageFor(alias.storage().unsafeGetStorageImpl());
   c10::TensorImpl* impl = target.unsafeGetTensorImpl();
-  if (!impl->storage().is_alias_of(storage)) impl->set_storage_keep_dtype(std::move(storage));
+  if (impl->unsafe_storage().unsafeGetStorageImpl() != foo) {
+    impl->set_storage_keep_dtype(holding(foo));
+  }
   if (impl->sizes() != alias.sizes() || impl->strides() != alias.strides() ||
       impl->storage_offset() != alias.storage_offset()) {
     impl->set_sizes_and_strides(alias.sizes(), alias.strides(), alias.storage_offset());

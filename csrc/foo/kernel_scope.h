@@ -9,6 +9,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/util/MaybeOwned.h>
 #include <c10/util/SmallVector.h>
 
 #include <initializer_list>
@@ -47,24 +48,29 @@ class KernelScope {
   KernelScope& operator=(const KernelScope&) = delete;
 
   c10::DeviceIndex device() const { return device_; }
-  // CPU alias of a foo tensor; other tensors are returned as they are.
-  at::Tensor alias(const at::Tensor& t);
+  // CPU alias of a foo tensor, lent by the scope (it lives until the scope ends); other tensors are lent as they are.
+  // The scope borrows t's storage as well: t must outlive the scope, as a kernel's arguments do.
+  c10::MaybeOwned<at::Tensor> alias(const at::Tensor& t);
   // A foo tensor for a CPU kernel's result: the input it aliases, a view of an input's storage, or a new foo tensor
-  // over the device memory the kernel allocated (host memory results are copied to the device).
-  at::Tensor toDevice(const at::Tensor& result);
+  // over the device memory the kernel allocated (host memory results are copied to the device). A result nothing
+  // else holds becomes the foo tensor itself.
+  at::Tensor toDevice(at::Tensor result);
   // Writes back what an out=/in-place kernel did to the alias of `target` (resize, new storage, restride).
   void commit(const at::Tensor& target, const at::Tensor& alias);
   // The kernel's name in a profiler trace, when not that of the operator that launched it.
   void setTraceName(std::string name) { trace_.name = std::move(name); }
 
  private:
+  // Small ops pay for every reference count taken here (an atomic operation each): an aliased tensor's storage is
+  // borrowed, and aliases move between the scope and the thread's alias cache.
   struct StoragePair {
     c10::StorageImpl* host;  // alias storage (or CPU storage a result was allocated in)
-    c10::Storage foo;        // the device storage behind it
+    c10::StorageImpl* foo;   // the device storage behind it: an aliased tensor's, or held by `result_foo`
+    c10::Storage result_foo;  // holds a result's device storage (the result may be dropped before the scope ends)
     const void* host_data;   // alias data pointer at creation, to detect re-allocation by resize
-    at::Tensor alias;        // the first alias made over it, handed out again for the same geometry (x + x)
+    at::Tensor alias;        // the alias lent for it (same geometry, same alias: x + x); back to the cache at the end
   };
-  c10::Storage fooStorageFor(c10::StorageImpl* host);
+  c10::StorageImpl* fooStorageFor(c10::StorageImpl* host);
   StoragePair* find(c10::StorageImpl* host);
 
   c10::DeviceIndex device_;

@@ -46,13 +46,13 @@ void denseCopy(const at::Tensor& src, const at::Tensor& dst, c10::DeviceIndex de
 // A kernel on the foo device of `like`: src converted to dst's dtype and shape, contiguous.
 at::Tensor contiguousOnDevice(const at::Tensor& src, const at::Tensor& dst, c10::DeviceIndex device) {
   KernelScope scope(device);
-  at::Tensor converted = scope.alias(src).to(dst.scalar_type()).expand(dst.sizes()).contiguous();
-  return scope.toDevice(converted);
+  at::Tensor converted = scope.alias(src)->to(dst.scalar_type()).expand(dst.sizes()).contiguous();
+  return scope.toDevice(std::move(converted));
 }
 
 void copyWithinDevice(const at::Tensor& src, const at::Tensor& dst) {
   KernelScope scope(dst.device().index());
-  scope.alias(dst).copy_(scope.alias(src));
+  scope.alias(dst)->copy_(*scope.alias(src));
 }
 
 void copyHostToDevice(const at::Tensor& src, const at::Tensor& dst, bool non_blocking) {

@@ -82,20 +82,20 @@ void myaddOutCpu(const at::Tensor& a, const at::Tensor& b, at::Tensor& out) {
 at::Tensor mymuladdFoo(const at::Tensor& a, const at::Tensor& b, double c) {
   checkOperands("mymuladd", a, b);
   KernelScope scope(a.device().index());
-  return scope.toDevice(mymuladdCpu(scope.alias(a), scope.alias(b), c));
+  return scope.toDevice(mymuladdCpu(*scope.alias(a), *scope.alias(b), c));
 }
 
 at::Tensor mymulFoo(const at::Tensor& a, const at::Tensor& b) {
   checkOperands("mymul", a, b);
   KernelScope scope(a.device().index());
-  return scope.toDevice(mymulCpu(scope.alias(a), scope.alias(b)));
+  return scope.toDevice(mymulCpu(*scope.alias(a), *scope.alias(b)));
 }
 
 void myaddOutFoo(const at::Tensor& a, const at::Tensor& b, at::Tensor& out) {
   checkOperands("myadd_out", a, b);
   checkOut(a, out);
   KernelScope scope(a.device().index());
-  addLoop(scope.alias(a), scope.alias(b), scope.alias(out));
+  addLoop(*scope.alias(a), *scope.alias(b), *scope.alias(out));
 }
 
 }  // namespace

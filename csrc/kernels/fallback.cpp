@@ -57,12 +57,12 @@ c10::DeviceIndex findDevice(const c10::FunctionSchema& schema, c10::ArrayRef<c10
 c10::IValue aliasList(KernelScope& scope, const c10::IValue& v) {
   if (v.isTensorList()) {
     c10::List<at::Tensor> aliases;
-    for (const at::Tensor& t : v.toTensorVector()) aliases.push_back(scope.alias(t));
+    for (const at::Tensor& t : v.toTensorVector()) aliases.push_back(*scope.alias(t));
     return aliases;
   }
   c10::List<std::optional<at::Tensor>> aliases;
   for (const c10::IValue& e : v.toListRef()) {
-    aliases.push_back(e.isTensor() ? std::optional<at::Tensor>(scope.alias(e.toTensor())) : std::nullopt);
+    aliases.push_back(e.isTensor() ? std::optional<at::Tensor>(*scope.alias(e.toTensor())) : std::nullopt);
   }
   return aliases;
 }
@@ -75,6 +75,8 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   const size_t first = stack->size() - num_args;
   const c10::DeviceIndex device = findDevice(schema, torch::jit::last(*stack, num_args));
 
+  // The arguments replaced by their aliases on the stack: the scope borrows them, so they outlive it.
+  c10::SmallVector<c10::IValue, 8> originals;
   KernelScope scope(device);
   // (original foo tensor, its alias) for arguments the op writes to.
   c10::SmallVector<std::pair<at::Tensor, at::Tensor>, 2> written;
@@ -83,11 +85,12 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
     const c10::Argument& arg = schema.arguments()[i];
     const bool writes = arg.alias_info() && arg.alias_info()->isWrite();
     if (v.isTensor()) {
-      at::Tensor original = std::move(v).toTensor();
+      const at::Tensor& original = originals.emplace_back(std::move(v)).toTensor();
       if (writes) checkWrittenTensor(original, device);
-      v = scope.alias(original);
+      v = *scope.alias(original);
       if (writes) written.emplace_back(original, v.toTensor());
     } else if (v.isTensorList() || (v.isList() && isTensorOptionalList(arg.type()))) {
+      originals.push_back(v);
       if (writes && v.isTensorList()) {
         auto originals = v.toTensorVector();
         for (const at::Tensor& t : originals) checkWrittenTensor(t, device);
@@ -128,7 +131,7 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
       for (auto& [original, alias] : written) {
         if (t.unsafeGetTensorImpl() == alias.unsafeGetTensorImpl()) return original;
       }
-      return scope.toDevice(t);
+      return scope.toDevice(std::move(t));
     };
     if (v.isTensor()) {
       v = convert(std::move(v).toTensor());  // the stack lets go of the result: toDevice can reuse its TensorImpl

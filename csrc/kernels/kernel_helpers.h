@@ -43,31 +43,37 @@ c10::DeviceIndex deviceOf(const Args&... args) {
   return checker.device() >= 0 ? checker.device() : currentDevice();
 }
 
+// Aliases as the CPU kernel takes them: a Tensor lent by the scope, optional Tensors and lists as new values.
 template <class T>
 const T& aliasOf(KernelScope&, const T& v) {
   return v;
 }
-inline at::Tensor aliasOf(KernelScope& s, const at::Tensor& t) { return s.alias(t); }
+inline c10::MaybeOwned<at::Tensor> aliasOf(KernelScope& s, const at::Tensor& t) { return s.alias(t); }
 inline std::optional<at::Tensor> aliasOf(KernelScope& s, const std::optional<at::Tensor>& t) {
-  return t ? std::optional<at::Tensor>(s.alias(*t)) : std::nullopt;
+  return t ? std::optional<at::Tensor>(*s.alias(*t)) : std::nullopt;
 }
 inline std::vector<at::Tensor> aliasOf(KernelScope& s, at::TensorList ts) {
   std::vector<at::Tensor> aliases;
   aliases.reserve(ts.size());
-  for (const at::Tensor& t : ts) aliases.push_back(s.alias(t));
+  for (const at::Tensor& t : ts) aliases.push_back(*s.alias(t));
   return aliases;
 }
+template <class T>
+const T& lent(const T& v) {
+  return v;
+}
+inline const at::Tensor& lent(const c10::MaybeOwned<at::Tensor>& t) { return *t; }
+// An alias as an in-place or out= argument: kernels change the TensorImpl behind it, never the handle lent.
+inline at::Tensor& writable(const c10::MaybeOwned<at::Tensor>& t) { return const_cast<at::Tensor&>(*t); }
 
-inline at::Tensor toDevice(KernelScope& s, const at::Tensor& t) { return s.toDevice(t); }
-inline std::vector<at::Tensor> toDevice(KernelScope& s, const std::vector<at::Tensor>& ts) {
-  std::vector<at::Tensor> out;
-  out.reserve(ts.size());
-  for (const at::Tensor& t : ts) out.push_back(s.toDevice(t));
-  return out;
+inline at::Tensor toDevice(KernelScope& s, at::Tensor&& t) { return s.toDevice(std::move(t)); }
+inline std::vector<at::Tensor> toDevice(KernelScope& s, std::vector<at::Tensor>&& ts) {
+  for (at::Tensor& t : ts) t = s.toDevice(std::move(t));
+  return std::move(ts);
 }
 template <class... Ts>
-std::tuple<Ts...> toDevice(KernelScope& s, const std::tuple<Ts...>& results) {
-  return std::apply([&](const auto&... r) { return std::tuple<Ts...>(toDevice(s, r)...); }, results);
+std::tuple<Ts...> toDevice(KernelScope& s, std::tuple<Ts...>&& results) {
+  return std::apply([&](auto&... r) { return std::tuple<Ts...>(toDevice(s, std::move(r))...); }, results);
 }
 
 }  // namespace detail
@@ -76,7 +82,7 @@ std::tuple<Ts...> toDevice(KernelScope& s, const std::tuple<Ts...>& results) {
 template <class Op, class... Args>
 auto functional(Op cpu_op, const Args&... args) {
   KernelScope scope(detail::deviceOf(args...));
-  return detail::toDevice(scope, cpu_op(detail::aliasOf(scope, args)...));
+  return detail::toDevice(scope, cpu_op(detail::lent(detail::aliasOf(scope, args))...));
 }
 
 // In-place on self (cpu_op(self_alias, args...)); shape and storage of self cannot change.
@@ -85,8 +91,7 @@ at::Tensor& inplace(Op cpu_op, at::Tensor& self, const Args&... args) {
   const c10::DeviceIndex device = detail::deviceOf(self, args...);
   checkWrittenTensor(self, device);
   KernelScope scope(device);
-  at::Tensor self_alias = scope.alias(self);
-  cpu_op(self_alias, detail::aliasOf(scope, args)...);
+  cpu_op(detail::writable(scope.alias(self)), detail::lent(detail::aliasOf(scope, args))...);
   return self;
 }
 
@@ -96,9 +101,9 @@ at::Tensor& outVariant(Op cpu_op, at::Tensor& out, const Args&... args) {
   const c10::DeviceIndex device = detail::deviceOf(out, args...);
   checkWrittenTensor(out, device);
   KernelScope scope(device);
-  at::Tensor out_alias = scope.alias(out);
-  cpu_op(out_alias, detail::aliasOf(scope, args)...);
-  scope.commit(out, out_alias);
+  const c10::MaybeOwned<at::Tensor> out_alias = scope.alias(out);
+  cpu_op(detail::writable(out_alias), detail::lent(detail::aliasOf(scope, args))...);
+  scope.commit(out, *out_alias);
   return out;
 }
 
@@ -109,10 +114,10 @@ std::tuple<at::Tensor&, at::Tensor&> outVariant2(Op cpu_op, at::Tensor& out1, at
   checkWrittenTensor(out1, device);
   checkWrittenTensor(out2, device);
   KernelScope scope(device);
-  at::Tensor alias1 = scope.alias(out1), alias2 = scope.alias(out2);
-  cpu_op(alias1, alias2, detail::aliasOf(scope, args)...);
-  scope.commit(out1, alias1);
-  scope.commit(out2, alias2);
+  const c10::MaybeOwned<at::Tensor> alias1 = scope.alias(out1), alias2 = scope.alias(out2);
+  cpu_op(detail::writable(alias1), detail::writable(alias2), detail::lent(detail::aliasOf(scope, args))...);
+  scope.commit(out1, *alias1);
+  scope.commit(out2, *alias2);
   return {out1, out2};
 }
 
