@@ -740,7 +740,8 @@ def test_backend_spec_sources_and_sanitizer_flags(tmp_path, monkeypatch):
     assert plain.excluded_dirs == ("kernels", "distributed") and kernels.links == distributed.links == plain
     assert kernels.compiled_dirs == distributed.excluded_dirs == ("kernels",)
     assert distributed.compiled_dirs == kernels.excluded_dirs == ("distributed",)
-    assert "-O2" in plain.extra_cflags
+    assert {"-O2", "-fno-semantic-interposition", "-fno-plt"} <= set(plain.extra_cflags)
+    assert plain.extra_ldflags == ("-Wl,-Bsymbolic-functions",)  # calls within a library bind directly
 
     monkeypatch.setenv("TORCH_FOO_SOURCE_DIR", str(tmp_path))
     monkeypatch.setenv("TORCH_FOO_SANITIZE", "undefined, address")
@@ -748,7 +749,7 @@ def test_backend_spec_sources_and_sanitizer_flags(tmp_path, monkeypatch):
     assert sanitized.source_dir == tmp_path
     flags = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g")
     assert set(flags) <= set(sanitized.extra_cflags)
-    assert sanitized.extra_ldflags == flags
+    assert sanitized.extra_ldflags == ("-Wl,-Bsymbolic-functions", *flags)
 
     sources, root = fresh_sources(tmp_path), tmp_path / "root"
     plain_key = _build.library_path(fixture_spec(sources, root, extra_cflags=plain.extra_cflags))

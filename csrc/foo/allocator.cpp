@@ -62,7 +62,25 @@ struct PendingFree {
 
 // Free blocks by (memory pool, stream, size); vectors keep their capacity, so steady-state reuse allocates no nodes.
 using FreeKey = std::tuple<int64_t, c10::StreamId, size_t>;
-using FreeBlocks = std::map<FreeKey, std::vector<Block*>>;
+using FreeBlockMap = std::map<FreeKey, std::vector<Block*>>;
+
+// The free blocks, and the list used last: a loop of small ops frees and takes blocks of one key over and over, and
+// finds its list without a tree search (map nodes stay put until erased).
+struct FreeBlocks {
+  FreeBlockMap map;
+  FreeKey last_key;
+  std::vector<Block*>* last = nullptr;
+
+  std::vector<Block*>& listOf(const FreeKey& key) {
+    if (last == nullptr || key != last_key) {
+      last = &map[key];
+      last_key = key;
+    }
+    return *last;
+  }
+  // Forgets the list used last (before erasing from the map).
+  void forgetLast() { last = nullptr; }
+};
 
 // The memory pool each device's allocations of this thread go to (use_mem_pool); general unless set. A plain array:
 // nothing to destroy, so tensors allocated while the thread exits still find it.
@@ -320,7 +338,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
     block->stack.reset();
     trace(pool, TraceAction::FreeRequested, ptr, block->size, block->stream, block->mempool, stack);
     if (block->used_on.empty()) {
-      pool.cached[{block->mempool, block->stream, block->size}].push_back(block);
+      pool.cached.listOf({block->mempool, block->stream, block->size}).push_back(block);
       trace(pool, TraceAction::FreeCompleted, ptr, block->size, block->stream, block->mempool, stack);
       return;
     }
@@ -383,8 +401,14 @@ class CachingAllocator final : public c10::DeviceAllocator {
   // Best fit within the memory pool's blocks of the stream, accepting at most 1/8 waste so big blocks are not burnt
   // on small requests.
   static Block* takeCached(DevicePool& pool, int64_t mempool, c10::StreamId stream, size_t size) {
-    for (auto it = pool.cached.lower_bound({mempool, stream, size});
-         it != pool.cached.end() && std::get<0>(it->first) == mempool && std::get<1>(it->first) == stream &&
+    FreeBlocks& cached = pool.cached;
+    if (cached.last != nullptr && !cached.last->empty() && cached.last_key == FreeKey{mempool, stream, size}) {
+      Block* block = cached.last->back();  // an exact fit: what the search below would find first
+      cached.last->pop_back();
+      return block;
+    }
+    for (auto it = cached.map.lower_bound({mempool, stream, size});
+         it != cached.map.end() && std::get<0>(it->first) == mempool && std::get<1>(it->first) == stream &&
          std::get<2>(it->first) <= size + size / 8;
          ++it) {
       if (it->second.empty()) continue;
@@ -457,7 +481,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
       }
       for (foo_rt::Event e : p.events) foo_rt::eventDestroy(e);
       if (p.block->mempool != kGeneralPool && !mempoolLive(p.block->mempool)) p.block->mempool = kGeneralPool;
-      pool.cached[{p.block->mempool, p.block->stream, p.block->size}].push_back(p.block);
+      pool.cached.listOf({p.block->mempool, p.block->stream, p.block->size}).push_back(p.block);
       trace(pool, TraceAction::FreeCompleted, p.block->ptr, p.block->size, p.block->stream, p.block->mempool);
       return true;
     };
@@ -467,9 +491,9 @@ class CachingAllocator final : public c10::DeviceAllocator {
   // Returns one memory pool's cached blocks to the device; the runtime's frees (a syscall each) run without the lock.
   void releaseCached(DevicePool& pool, std::unique_lock<PoolLock>& lock, int64_t mempool) {
     std::vector<Block*> released;
-    const auto first = pool.cached.lower_bound({mempool, std::numeric_limits<c10::StreamId>::min(), 0});
+    const auto first = pool.cached.map.lower_bound({mempool, std::numeric_limits<c10::StreamId>::min(), 0});
     auto last = first;
-    for (; last != pool.cached.end() && std::get<0>(last->first) == mempool; ++last) {
+    for (; last != pool.cached.map.end() && std::get<0>(last->first) == mempool; ++last) {
       for (Block* block : last->second) {
         pool.stats.num_device_free += 1;
         forEachPool(block->size, [&](size_t pool_type) {
@@ -480,7 +504,8 @@ class CachingAllocator final : public c10::DeviceAllocator {
         released.push_back(block);
       }
     }
-    pool.cached.erase(first, last);
+    pool.cached.forgetLast();
+    pool.cached.map.erase(first, last);
     lock.unlock();
     for (Block* block : released) {
       foo_rt::free(block->ptr);
@@ -532,7 +557,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
       };
       for (const auto& [ptr, block] : pool.live) add(block, BlockState::ActiveAllocated);
       for (const PendingFree& pending : pool.pending) add(pending.block, BlockState::ActivePendingFree);
-      for (const auto& [key, free_blocks] : pool.cached) {
+      for (const auto& [key, free_blocks] : pool.cached.map) {
         for (const Block* block : free_blocks) add(block, BlockState::Inactive);
       }
     }

@@ -6,132 +6,12 @@
 #include <array>
 #include <cstring>
 #include <typeinfo>
+#include <utility>
 
 #include "foo/allocator.h"
 #include "foo/stream.h"
 
 namespace torch_foo {
-namespace {
-
-thread_local int t_redirect_device = -1;
-
-void freeDeviceBlockByAlias(void* host_ptr) {
-  if (host_ptr != nullptr) deviceAllocator().raw_deleter()(foo_rt::deviceAddress(host_ptr));
-}
-
-// The process-wide CPU allocator: forwards to PyTorch's own unless the calling thread is inside a KernelScope.
-struct RedirectingCpuAllocator final : public c10::Allocator {
-  c10::Allocator* delegate = nullptr;
-
-  at::DataPtr allocate(size_t nbytes) override {
-    const int device = t_redirect_device;
-    if (device < 0 || nbytes == 0) return delegate->allocate(nbytes);
-    at::DataPtr block = allocateDeviceMemory(static_cast<c10::DeviceIndex>(device), nbytes);
-    void* host = foo_rt::hostView(block.get());
-    block.release_context();  // ownership moves to the alias DataPtr below
-    return at::DataPtr(host, host, &freeDeviceBlockByAlias, c10::Device(c10::kCPU));
-  }
-
-  static void rawDelete(void* ptr);
-
-  at::DeleterFnPtr raw_deleter() const override { return &rawDelete; }
-
-  void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
-};
-
-RedirectingCpuAllocator g_cpu_allocator;
-c10::DeleterFnPtr g_delegate_raw_deleter = nullptr;
-
-void RedirectingCpuAllocator::rawDelete(void* ptr) {
-  if (foo_rt::deviceAddress(ptr) != nullptr) {
-    freeDeviceBlockByAlias(ptr);
-  } else if (g_delegate_raw_deleter != nullptr) {
-    g_delegate_raw_deleter(ptr);
-  }
-}
-
-const bool g_installed = [] {
-  g_cpu_allocator.delegate = c10::GetCPUAllocator();
-  g_delegate_raw_deleter = g_cpu_allocator.delegate->raw_deleter();
-  c10::SetCPUAllocator(&g_cpu_allocator, /*priority=*/100);
-  return true;
-}();
-
-[[noreturn]] void deviceMismatch(const c10::Device& a, const c10::Device& b) {
-  TORCH_CHECK(false, "Expected all tensors to be on the same device, but found at least two devices, ", a, " and ", b,
-              "!");
-}
-
-
-// A tensor over `storage` with like's geometry and math bits: a lazy conjugate, negation or efficient zero tensor
-// stays one on the other side, so CPU kernels (which honour the bits) compute what they compute on CPU.
-at::Tensor makeTensor(c10::Storage storage, c10::DispatchKey key, const at::Tensor& like) {
-  c10::DispatchKeySet keys(key);
-  if (like.is_conj()) keys = keys.add(c10::DispatchKey::Conjugate);
-  if (like.is_neg()) keys = keys.add(c10::DispatchKey::Negative);
-  if (like._is_zerotensor()) keys = keys.add(c10::DispatchKey::ZeroTensor);
-  auto impl = c10::make_intrusive<c10::TensorImpl>(std::move(storage), keys, like.dtype());
-  impl->set_sizes_and_strides(like.sizes(), like.strides(), like.storage_offset());
-  return at::Tensor(std::move(impl));
-}
-
-// A new reference to `storage`.
-c10::Storage holding(c10::StorageImpl* storage) {
-  return c10::Storage(c10::intrusive_ptr<c10::StorageImpl>::reclaim_copy(storage));
-}
-
-c10::Storage makeFooStorage(at::DataPtr data, size_t nbytes) {
-  return c10::Storage(c10::Storage::use_byte_size_t(), nbytes, std::move(data), &deviceAllocator(), /*resizable=*/true);
-}
-
-}  // namespace
-
-void DeviceChecker::add(const at::Tensor& t) {
-  if (!t.defined()) return;
-  const c10::Device where = t.device();
-  if (where.type() == kFoo) {
-    if (device_ < 0) device_ = where.index();
-    if (where.index() != device_) deviceMismatch(c10::Device(kFoo, device_), where);
-    if (cpu_seen_) deviceMismatch(where, c10::Device(c10::kCPU));
-  } else if (t.dim() != 0) {
-    cpu_seen_ = true;  // a CPU tensor with a foo tensor is an error; on its own it is the caller's business
-    if (device_ >= 0) deviceMismatch(c10::Device(kFoo, device_), where);
-  }
-}
-
-void DeviceChecker::addAllowingCpu(const at::Tensor& t) {
-  if (t.defined() && t.device().type() == kFoo) add(t);
-}
-
-c10::DeviceIndex commonDevice(std::initializer_list<const at::Tensor*> tensors) {
-  DeviceChecker checker;
-  for (const at::Tensor* t : tensors) checker.add(*t);
-  return checker.device();
-}
-
-void checkWrittenTensor(const at::Tensor& t, c10::DeviceIndex device) {
-  if (!t.defined() || device < 0 || t.device().type() == kFoo) return;
-  TORCH_CHECK(false, "Expected out tensor to have device ", c10::Device(kFoo, device), ", but got ", t.device(),
-              " instead");
-}
-
-int setCpuAllocationRedirect(int device) {
-  const int previous = t_redirect_device;
-  t_redirect_device = device;
-  return previous;
-}
-
-KernelScope::KernelScope(c10::DeviceIndex device) : device_(device), previous_device_(currentDevice()) {
-  // A kernel on an idle stream touches device memory without a runtime call that would refuse it, and a forked
-  // child shares that memory with its parent.
-  TORCH_CHECK(!foo_rt::forkedChild(), "foo: ", foo_rt::statusString(foo_rt::Status::ForkedChild));
-  if (device_ != previous_device_) setCurrentDevice(device_);
-  foo_rt::Stream stream = currentRuntimeStream(device_);
-  if (!foo_rt::detail::streamIdle(stream)) FOO_CHECK(foo_rt::streamSynchronize(stream));
-  previous_redirect_ = setCpuAllocationRedirect(device_);
-  if (tracingKernels()) beginKernelTrace(trace_);
-}
-
 namespace {
 
 // The lazy conjugate, negation and zero-tensor bits among a tensor's dispatch keys (one bit each).
@@ -199,17 +79,140 @@ struct AliasCache {
     slot->alias = std::move(alias);
   }
 };
-thread_local AliasCache t_alias_cache;
 
 }  // namespace
 
+// What kernel scopes keep per thread, in one thread-local: each access to a shared library's thread-local costs a call
+// (__tls_get_addr), and a small op would otherwise make several.
+struct KernelThreadState {
+  int redirect_device = -1;  // where this thread's CPU allocations go (-1: the CPU)
+  AliasCache aliases;
+};
+
+namespace {
+
+thread_local KernelThreadState t_state;
+
+void freeDeviceBlockByAlias(void* host_ptr) {
+  if (host_ptr != nullptr) deviceAllocator().raw_deleter()(foo_rt::deviceAddress(host_ptr));
+}
+
+// The process-wide CPU allocator: forwards to PyTorch's own unless the calling thread is inside a KernelScope.
+struct RedirectingCpuAllocator final : public c10::Allocator {
+  c10::Allocator* delegate = nullptr;
+
+  at::DataPtr allocate(size_t nbytes) override {
+    const int device = t_state.redirect_device;
+    if (device < 0 || nbytes == 0) return delegate->allocate(nbytes);
+    at::DataPtr block = allocateDeviceMemory(static_cast<c10::DeviceIndex>(device), nbytes);
+    void* host = foo_rt::hostView(block.get());
+    block.release_context();  // ownership moves to the alias DataPtr below
+    return at::DataPtr(host, host, &freeDeviceBlockByAlias, c10::Device(c10::kCPU));
+  }
+
+  static void rawDelete(void* ptr);
+
+  at::DeleterFnPtr raw_deleter() const override { return &rawDelete; }
+
+  void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
+};
+
+RedirectingCpuAllocator g_cpu_allocator;
+c10::DeleterFnPtr g_delegate_raw_deleter = nullptr;
+
+void RedirectingCpuAllocator::rawDelete(void* ptr) {
+  if (foo_rt::deviceAddress(ptr) != nullptr) {
+    freeDeviceBlockByAlias(ptr);
+  } else if (g_delegate_raw_deleter != nullptr) {
+    g_delegate_raw_deleter(ptr);
+  }
+}
+
+const bool g_installed = [] {
+  g_cpu_allocator.delegate = c10::GetCPUAllocator();
+  g_delegate_raw_deleter = g_cpu_allocator.delegate->raw_deleter();
+  c10::SetCPUAllocator(&g_cpu_allocator, /*priority=*/100);
+  return true;
+}();
+
+[[noreturn]] void deviceMismatch(const c10::Device& a, const c10::Device& b) {
+  TORCH_CHECK(false, "Expected all tensors to be on the same device, but found at least two devices, ", a, " and ", b,
+              "!");
+}
+
+
+// A tensor over `storage` with like's geometry and math bits: a lazy conjugate, negation or efficient zero tensor
+// stays one on the other side, so CPU kernels (which honour the bits) compute what they compute on CPU.
+at::Tensor makeTensor(c10::Storage storage, c10::DispatchKey key, const at::Tensor& like) {
+  c10::DispatchKeySet keys(key);
+  if (like.is_conj()) keys = keys.add(c10::DispatchKey::Conjugate);
+  if (like.is_neg()) keys = keys.add(c10::DispatchKey::Negative);
+  if (like._is_zerotensor()) keys = keys.add(c10::DispatchKey::ZeroTensor);
+  auto impl = c10::make_intrusive<c10::TensorImpl>(std::move(storage), keys, like.dtype());
+  impl->set_sizes_and_strides(like.sizes(), like.strides(), like.storage_offset());
+  return at::Tensor(std::move(impl));
+}
+
+// A new reference to `storage`.
+c10::Storage holding(c10::StorageImpl* storage) {
+  return c10::Storage(c10::intrusive_ptr<c10::StorageImpl>::reclaim_copy(storage));
+}
+
+c10::Storage makeFooStorage(at::DataPtr data, size_t nbytes) {
+  return c10::Storage(c10::Storage::use_byte_size_t(), nbytes, std::move(data), &deviceAllocator(), /*resizable=*/true);
+}
+}  // namespace
+
+void DeviceChecker::add(const at::Tensor& t) {
+  if (!t.defined()) return;
+  const c10::Device where = t.device();
+  if (where.type() == kFoo) {
+    if (device_ < 0) device_ = where.index();
+    if (where.index() != device_) deviceMismatch(c10::Device(kFoo, device_), where);
+    if (cpu_seen_) deviceMismatch(where, c10::Device(c10::kCPU));
+  } else if (t.dim() != 0) {
+    cpu_seen_ = true;  // a CPU tensor with a foo tensor is an error; on its own it is the caller's business
+    if (device_ >= 0) deviceMismatch(c10::Device(kFoo, device_), where);
+  }
+}
+
+void DeviceChecker::addAllowingCpu(const at::Tensor& t) {
+  if (t.defined() && t.device().type() == kFoo) add(t);
+}
+
+c10::DeviceIndex commonDevice(std::initializer_list<const at::Tensor*> tensors) {
+  DeviceChecker checker;
+  for (const at::Tensor* t : tensors) checker.add(*t);
+  return checker.device();
+}
+
+void checkWrittenTensor(const at::Tensor& t, c10::DeviceIndex device) {
+  if (!t.defined() || device < 0 || t.device().type() == kFoo) return;
+  TORCH_CHECK(false, "Expected out tensor to have device ", c10::Device(kFoo, device), ", but got ", t.device(),
+              " instead");
+}
+
+int setCpuAllocationRedirect(int device) { return std::exchange(t_state.redirect_device, device); }
+
+KernelScope::KernelScope(c10::DeviceIndex device)
+    : device_(device), previous_device_(currentDevice()), thread_(&t_state) {
+  // A kernel on an idle stream touches device memory without a runtime call that would refuse it, and a forked
+  // child shares that memory with its parent.
+  TORCH_CHECK(!foo_rt::forkedChild(), "foo: ", foo_rt::statusString(foo_rt::Status::ForkedChild));
+  if (device_ != previous_device_) setCurrentDevice(device_);
+  foo_rt::Stream stream = currentRuntimeStream(device_);
+  if (!foo_rt::detail::streamIdle(stream)) FOO_CHECK(foo_rt::streamSynchronize(stream));
+  previous_redirect_ = std::exchange(thread_->redirect_device, device_);
+  if (tracingKernels()) beginKernelTrace(trace_);
+}
+
+
 KernelScope::~KernelScope() {
   if (trace_.start_ns >= 0) endKernelTrace(trace_, device_, currentStreamId(device_));
-  setCpuAllocationRedirect(previous_redirect_);
+  thread_->redirect_device = previous_redirect_;
   if (device_ != previous_device_) foo_rt::setDevice(previous_device_);
-  AliasCache& cache = t_alias_cache;
   for (StoragePair& pair : storages_) {
-    if (pair.alias.defined()) cache.giveBack(pair.foo->data(), pair.host_data, std::move(pair.alias));
+    if (pair.alias.defined()) thread_->aliases.giveBack(pair.foo->data(), pair.host_data, std::move(pair.alias));
   }
 }
 
@@ -228,7 +231,7 @@ c10::MaybeOwned<at::Tensor> KernelScope::alias(const at::Tensor& t) {
     if (sameGeometry(pair.alias, t)) return c10::MaybeOwned<at::Tensor>::borrowed(pair.alias);
     return c10::MaybeOwned<at::Tensor>::owned(makeTensor(holding(pair.host), c10::DispatchKey::CPU, t));
   }
-  at::Tensor lent = t_alias_cache.take(t, *foo_storage);
+  at::Tensor lent = thread_->aliases.take(t, *foo_storage);
   if (!lent.defined()) {
     // Resizable like the device storage, through the CPU allocator: a resize inside the kernel lands in device memory.
     void* host = foo_storage->data() ? foo_rt::hostView(foo_storage->data()) : nullptr;
@@ -261,19 +264,20 @@ c10::StorageImpl* KernelScope::fooStorageFor(c10::StorageImpl* host) {
   if (data.get() == nullptr) {
     foo = makeFooStorage(at::DataPtr(nullptr, c10::Device(kFoo, device_)), host->nbytes());
   } else if (data.get_deleter() == &freeDeviceBlockByAlias) {
-    void* device_ptr = foo_rt::deviceAddress(data.get());
-    const auto device = static_cast<c10::DeviceIndex>(foo_rt::pointerDevice(device_ptr));
+    int device = -1;
+    void* device_ptr = foo_rt::deviceAddress(data.get(), &device);
     data.release_context();
-    at::DataPtr device_data(device_ptr, device_ptr, deviceAllocator().raw_deleter(), c10::Device(kFoo, device));
+    at::DataPtr device_data(device_ptr, device_ptr, deviceAllocator().raw_deleter(),
+                            c10::Device(kFoo, static_cast<c10::DeviceIndex>(device)));
     if (c10::raw::intrusive_ptr::use_count(host) == 1) {
-      // Only the kernel's result holds this storage: turn it into the device storage instead of making another.
+      // Only the kernel's result holds this storage: turn it into the device storage instead of making another. No
+      // other result can share it (it would hold it too), so nothing will look it up again: not recorded.
       host->set_data_ptr_noswap(std::move(device_data));
       host->set_allocator(&deviceAllocator());
       host->set_resizable(true);
-      foo = holding(host);
-    } else {
-      foo = makeFooStorage(std::move(device_data), host->nbytes());
+      return host;
     }
+    foo = makeFooStorage(std::move(device_data), host->nbytes());
   } else {
     // Memory the kernel did not get from us (a cached constant, a worker thread's buffer): upload it.
     foo = makeFooStorage(allocateDeviceMemory(device_, host->nbytes()), host->nbytes());

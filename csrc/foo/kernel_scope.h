@@ -38,6 +38,8 @@ c10::DeviceIndex commonDevice(std::initializer_list<const at::Tensor*> tensors);
 // CUDA refuses a CPU out=; CPU 0-dim tensors pass as inputs, but written, they would be resized into device memory.
 void checkWrittenTensor(const at::Tensor& t, c10::DeviceIndex device);
 
+struct KernelThreadState;
+
 class KernelScope {
  public:
   // Makes `device` current, waits for the current stream's queued work (kernels run in stream order) and routes this
@@ -75,6 +77,7 @@ class KernelScope {
 
   c10::DeviceIndex device_;
   c10::DeviceIndex previous_device_;
+  KernelThreadState* thread_;  // this thread's allocation routing and alias cache
   int previous_redirect_;
   c10::SmallVector<StoragePair, 4> storages_;
   KernelTrace trace_;  // filled while a profiler records foo kernels

@@ -70,8 +70,9 @@ Status memGetInfo(int device, std::size_t* free_bytes, std::size_t* total_bytes)
 // memory. For kernels and the runtime itself; user code never sees these addresses.
 void* hostView(const void* dev_ptr);
 // Inverse of hostView: the device address behind a host alias address, or nullptr if host_ptr is not inside any
-// device's alias view. Lets memory handed to host code as an alias be returned to its device allocation.
-void* deviceAddress(const void* host_ptr);
+// device's alias view. Lets memory handed to host code as an alias be returned to its device allocation. With
+// `device`, also stores the device owning it there (-1 if none).
+void* deviceAddress(const void* host_ptr, int* device = nullptr);
 // Device owning ptr, or -1 if ptr is not device memory.
 int pointerDevice(const void* ptr);
 

@@ -262,13 +262,18 @@ void* hostView(const void* dev_ptr) {
   return arena != nullptr ? arena->hostAddress(dev_ptr) : detail::importedHostView(dev_ptr);
 }
 
-void* deviceAddress(const void* host_ptr) {
+void* deviceAddress(const void* host_ptr, int* device) {
   const int count = deviceCount();
   for (int d = 0; d < count; ++d) {
     Arena* arena = g_arenas[d].load(std::memory_order_acquire);
-    if (arena != nullptr && arena->containsHostAddress(host_ptr)) return arena->deviceAddress(host_ptr);
+    if (arena != nullptr && arena->containsHostAddress(host_ptr)) {
+      if (device != nullptr) *device = d;
+      return arena->deviceAddress(host_ptr);
+    }
   }
-  return detail::importedDeviceAddress(host_ptr);
+  void* imported = detail::importedDeviceAddress(host_ptr);
+  if (device != nullptr) *device = imported != nullptr ? pointerDevice(imported) : -1;
+  return imported;
 }
 
 int pointerDevice(const void* ptr) {
