@@ -82,16 +82,33 @@ struct AliasCache {
 
 }  // namespace
 
-// What kernel scopes keep per thread, in one thread-local: each access to a shared library's thread-local costs a call
-// (__tls_get_addr), and a small op would otherwise make several.
+// What kernel scopes keep per thread, reached through one thread-local: each access to a shared library's
+// thread-local costs a call (__tls_get_addr), and a small op would otherwise make several. Plain data, so that it
+// stays valid while the thread exits (a thread-local's destructor may allocate, and allocations read it).
 struct KernelThreadState {
-  int redirect_device = -1;  // where this thread's CPU allocations go (-1: the CPU)
-  AliasCache aliases;
+  int redirect_device = -1;       // where this thread's CPU allocations go (-1: the CPU)
+  AliasCache* aliases = nullptr;  // this thread's alias cache, once a scope made it; null again when the thread exits
+  bool exited = false;            // the cache was destroyed: scopes run uncached from then on
 };
 
 namespace {
 
 thread_local KernelThreadState t_state;
+
+// Owns the thread's alias cache: destroyed (with the aliases it holds) when the thread exits.
+struct ThreadAliasCache : AliasCache {
+  ThreadAliasCache() { t_state.aliases = this; }
+  ~ThreadAliasCache() {
+    t_state.aliases = nullptr;
+    t_state.exited = true;
+  }
+};
+thread_local ThreadAliasCache t_alias_cache;
+
+AliasCache* aliasCacheOf(const KernelThreadState& state) {
+  if (state.aliases == nullptr && !state.exited) return &t_alias_cache;  // first use on this thread: constructs it
+  return state.aliases;
+}
 
 void freeDeviceBlockByAlias(void* host_ptr) {
   if (host_ptr != nullptr) deviceAllocator().raw_deleter()(foo_rt::deviceAddress(host_ptr));
@@ -140,7 +157,6 @@ const bool g_installed = [] {
               "!");
 }
 
-
 // A tensor over `storage` with like's geometry and math bits: a lazy conjugate, negation or efficient zero tensor
 // stays one on the other side, so CPU kernels (which honour the bits) compute what they compute on CPU.
 at::Tensor makeTensor(c10::Storage storage, c10::DispatchKey key, const at::Tensor& like) {
@@ -161,6 +177,7 @@ c10::Storage holding(c10::StorageImpl* storage) {
 c10::Storage makeFooStorage(at::DataPtr data, size_t nbytes) {
   return c10::Storage(c10::Storage::use_byte_size_t(), nbytes, std::move(data), &deviceAllocator(), /*resizable=*/true);
 }
+
 }  // namespace
 
 void DeviceChecker::add(const at::Tensor& t) {
@@ -206,13 +223,14 @@ KernelScope::KernelScope(c10::DeviceIndex device)
   if (tracingKernels()) beginKernelTrace(trace_);
 }
 
-
 KernelScope::~KernelScope() {
   if (trace_.start_ns >= 0) endKernelTrace(trace_, device_, currentStreamId(device_));
   thread_->redirect_device = previous_redirect_;
   if (device_ != previous_device_) foo_rt::setDevice(previous_device_);
   for (StoragePair& pair : storages_) {
-    if (pair.alias.defined()) thread_->aliases.giveBack(pair.foo->data(), pair.host_data, std::move(pair.alias));
+    if (pair.alias.defined() && thread_->aliases != nullptr) {
+      thread_->aliases->giveBack(pair.foo->data(), pair.host_data, std::move(pair.alias));
+    }
   }
 }
 
@@ -231,7 +249,8 @@ c10::MaybeOwned<at::Tensor> KernelScope::alias(const at::Tensor& t) {
     if (sameGeometry(pair.alias, t)) return c10::MaybeOwned<at::Tensor>::borrowed(pair.alias);
     return c10::MaybeOwned<at::Tensor>::owned(makeTensor(holding(pair.host), c10::DispatchKey::CPU, t));
   }
-  at::Tensor lent = thread_->aliases.take(t, *foo_storage);
+  AliasCache* cache = aliasCacheOf(*thread_);
+  at::Tensor lent = cache != nullptr ? cache->take(t, *foo_storage) : at::Tensor();
   if (!lent.defined()) {
     // Resizable like the device storage, through the CPU allocator: a resize inside the kernel lands in device memory.
     void* host = foo_storage->data() ? foo_rt::hostView(foo_storage->data()) : nullptr;

@@ -66,11 +66,11 @@ class KernelScope {
   // Small ops pay for every reference count taken here (an atomic operation each): an aliased tensor's storage is
   // borrowed, and aliases move between the scope and the thread's alias cache.
   struct StoragePair {
-    c10::StorageImpl* host;  // alias storage (or CPU storage a result was allocated in)
-    c10::StorageImpl* foo;   // the device storage behind it: an aliased tensor's, or held by `result_foo`
+    c10::StorageImpl* host;   // alias storage (or CPU storage a result was allocated in)
+    c10::StorageImpl* foo;    // the device storage behind it: an aliased tensor's, or held by `result_foo`
     c10::Storage result_foo;  // holds a result's device storage (the result may be dropped before the scope ends)
-    const void* host_data;   // alias data pointer at creation, to detect re-allocation by resize
-    at::Tensor alias;        // the alias lent for it (same geometry, same alias: x + x); back to the cache at the end
+    const void* host_data;    // alias data pointer at creation, to detect re-allocation by resize
+    at::Tensor alias;         // the alias lent for it (same geometry, same alias: x + x); back to the cache at the end
   };
   c10::StorageImpl* fooStorageFor(c10::StorageImpl* host);
   StoragePair* find(c10::StorageImpl* host);
