@@ -76,7 +76,7 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   const c10::DeviceIndex device = findDevice(schema, torch::jit::last(*stack, num_args));
 
   // The arguments replaced by their aliases on the stack: the scope borrows them, so they outlive it.
-  c10::SmallVector<c10::IValue, 8> originals;
+  c10::SmallVector<c10::IValue, 8> replaced;
   KernelScope scope(device);
   // (original foo tensor, its alias) for arguments the op writes to.
   c10::SmallVector<std::pair<at::Tensor, at::Tensor>, 2> written;
@@ -85,12 +85,12 @@ void runOnDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
     const c10::Argument& arg = schema.arguments()[i];
     const bool writes = arg.alias_info() && arg.alias_info()->isWrite();
     if (v.isTensor()) {
-      const at::Tensor& original = originals.emplace_back(std::move(v)).toTensor();
+      const at::Tensor& original = replaced.emplace_back(std::move(v)).toTensor();
       if (writes) checkWrittenTensor(original, device);
       v = *scope.alias(original);
       if (writes) written.emplace_back(original, v.toTensor());
     } else if (v.isTensorList() || (v.isList() && isTensorOptionalList(arg.type()))) {
-      originals.push_back(v);
+      replaced.push_back(v);
       if (writes && v.isTensorList()) {
         auto originals = v.toTensorVector();
         for (const at::Tensor& t : originals) checkWrittenTensor(t, device);

@@ -101,7 +101,7 @@ at::Tensor& outVariant(Op cpu_op, at::Tensor& out, const Args&... args) {
   const c10::DeviceIndex device = detail::deviceOf(out, args...);
   checkWrittenTensor(out, device);
   KernelScope scope(device);
-  const c10::MaybeOwned<at::Tensor> out_alias = scope.alias(out);
+  c10::MaybeOwned<at::Tensor> out_alias = scope.alias(out);  // not const: the kernel writes through it
   cpu_op(detail::writable(out_alias), detail::lent(detail::aliasOf(scope, args))...);
   scope.commit(out, *out_alias);
   return out;
@@ -114,7 +114,7 @@ std::tuple<at::Tensor&, at::Tensor&> outVariant2(Op cpu_op, at::Tensor& out1, at
   checkWrittenTensor(out1, device);
   checkWrittenTensor(out2, device);
   KernelScope scope(device);
-  const c10::MaybeOwned<at::Tensor> alias1 = scope.alias(out1), alias2 = scope.alias(out2);
+  c10::MaybeOwned<at::Tensor> alias1 = scope.alias(out1), alias2 = scope.alias(out2);
   cpu_op(detail::writable(alias1), detail::writable(alias2), detail::lent(detail::aliasOf(scope, args))...);
   scope.commit(out1, *alias1);
   scope.commit(out2, *alias2);
