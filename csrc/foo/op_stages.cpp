@@ -53,12 +53,12 @@ std::tuple<std::vector<std::string>, std::vector<double>> smallOpStages(int64_t 
   });
   const double device_alloc = nanosecondsPerCall(iterations, [&] { allocateDeviceMemory(0, 64); });
   const double cpu_alloc = nanosecondsPerCall(iterations, [&] { cpu_allocator->allocate(64); });
-  return {{"cpu: the whole op", "cpu: kernel (at::cpu::add)", "foo: the whole op", "foo: dispatch to the kernel (the rest)",
-           "foo: kernel scope (device, stream check, allocation routing)", "foo: two input aliases",
-           "foo: CPU kernel on the aliases (incl. allocation)", "foo: result to a foo tensor",
+  return {{"cpu: the whole op", "cpu: kernel (at::cpu::add)", "foo: the whole op",
+           "foo: dispatch to the kernel (the rest)", "foo: kernel scope (device, stream check, allocation routing)",
+           "foo: two input aliases", "foo: CPU kernel on the aliases (incl. allocation)", "foo: result to a foo tensor",
            "  of which in the kernel: device allocation + free, 64 B", "  (CPU allocation + free, 64 B, for comparison)"},
-          {cpu_op, cpu_kernel, foo_op, foo_op - wrapped, scope, aliases - scope, kernel - aliases, wrapped - kernel, device_alloc,
-           cpu_alloc}};
+          {cpu_op, cpu_kernel, foo_op, foo_op - wrapped, scope, aliases - scope, kernel - aliases, wrapped - kernel,
+           device_alloc, cpu_alloc}};
 }
 
 }  // namespace
