@@ -38,6 +38,7 @@ import hashlib
 import importlib.machinery
 import json
 import os
+import platform
 import re
 import shlex
 import shutil
@@ -138,6 +139,10 @@ class _Plan:
         return self.artifact.with_suffix(".json")
 
 
+# Thread-locals of a dlopen'ed library are reached through a call; x86-64's traditional model makes it a full
+# __tls_get_addr call per access, TLS descriptors (the default elsewhere) a short one that keeps registers.
+_TLS_DESCRIPTORS = ("-mtls-dialect=gnu2",) if platform.machine() in ("x86_64", "AMD64") else ()
+
 # ----------------------------------------------------------------------------------------------------------- public API
 
 
@@ -149,7 +154,11 @@ def backend_specs() -> BackendSpecs:
     # PLT, and -fPIC's assumption that exported functions may be interposed keeps them from being inlined even within a
     # file: about a third of foo's per-op overhead (benchmarks/bench_ops.py --stages).
     call_flags = ("-fno-semantic-interposition", "-fno-plt")
-    common = dict(source_dir=_backend_source_dir(), extra_cflags=("-O2", *call_flags, *sanitize),
+    # PyTorch's own libraries are built with NDEBUG: without it, the c10/ATen headers' debug-only assertions run in
+    # every accessor our kernels call (a device's validity checked at each c10::Device made, and so on). Sanitized
+    # builds keep them as checks, and the traditional thread-local calls the sanitizers intercept.
+    release = () if sanitize else ("-DNDEBUG", *_TLS_DESCRIPTORS)
+    common = dict(source_dir=_backend_source_dir(), extra_cflags=("-O2", *release, *call_flags, *sanitize),
                   extra_ldflags=("-Wl,-Bsymbolic-functions", *sanitize),
                   precompiled_header=PRECOMPILED_HEADER)
     state = BuildSpec(

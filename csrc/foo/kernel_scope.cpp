@@ -19,20 +19,23 @@ const uint64_t kMathBits =
     c10::DispatchKeySet({c10::DispatchKey::Conjugate, c10::DispatchKey::Negative, c10::DispatchKey::ZeroTensor})
         .raw_repr();
 
-// Same dtype, lazy bits, offset, sizes and strides. Runs once or twice per argument of every op: one pass over the
-// dimensions, the bits compared at once.
-bool sameGeometry(const at::Tensor& a, const at::Tensor& b) {
-  const c10::TensorImpl& x = *a.unsafeGetTensorImpl();
-  const c10::TensorImpl& y = *b.unsafeGetTensorImpl();
-  if (x.dtype() != y.dtype() || ((x.key_set().raw_repr() ^ y.key_set().raw_repr()) & kMathBits) != 0 ||
-      x.storage_offset() != y.storage_offset() || x.dim() != y.dim()) {
-    return false;
-  }
-  const c10::IntArrayRef x_sizes = x.sizes(), y_sizes = y.sizes(), x_strides = x.strides(), y_strides = y.strides();
+// Same offset, sizes and strides, in one pass over the dimensions (no memcmp calls: these are a few words).
+bool sameLayout(const c10::TensorImpl& x, const c10::TensorImpl& y) {
+  const c10::IntArrayRef x_sizes = x.sizes(), y_sizes = y.sizes();
+  if (x_sizes.size() != y_sizes.size() || x.storage_offset() != y.storage_offset()) return false;
+  const c10::IntArrayRef x_strides = x.strides(), y_strides = y.strides();
   for (size_t d = 0; d < x_sizes.size(); ++d) {
     if (x_sizes[d] != y_sizes[d] || x_strides[d] != y_strides[d]) return false;
   }
   return true;
+}
+
+// Same dtype, lazy bits and layout. Runs once or twice per argument of every op: the bits are compared at once.
+bool sameGeometry(const at::Tensor& a, const at::Tensor& b) {
+  const c10::TensorImpl& x = *a.unsafeGetTensorImpl();
+  const c10::TensorImpl& y = *b.unsafeGetTensorImpl();
+  return x.dtype() == y.dtype() && ((x.key_set().raw_repr() ^ y.key_set().raw_repr()) & kMathBits) == 0 &&
+         sameLayout(x, y);
 }
 
 // Aliases recently lent on this thread. Building a TensorImpl and a StorageImpl costs more than a small kernel, and
@@ -43,6 +46,10 @@ bool sameGeometry(const at::Tensor& a, const at::Tensor& b) {
 struct AliasCache {
   struct Entry {
     const void* device_data = nullptr;
+    // The alias storage's size and resizability when given back: nothing else holds it until taken, so they stay
+    // true, and a lookup need not reach into the storage.
+    size_t nbytes = 0;
+    bool resizable = false;
     at::Tensor alias;
   };
   std::array<Entry, 8> entries;
@@ -51,8 +58,7 @@ struct AliasCache {
   at::Tensor take(const at::Tensor& t, const c10::StorageImpl& foo_storage) {
     for (Entry& entry : entries) {
       if (entry.device_data != foo_storage.data() || !entry.alias.defined()) continue;
-      const c10::StorageImpl& storage = *entry.alias.unsafeGetTensorImpl()->unsafe_storage().unsafeGetStorageImpl();
-      if (storage.nbytes() == foo_storage.nbytes() && storage.resizable() == foo_storage.resizable() &&
+      if (entry.nbytes == foo_storage.nbytes() && entry.resizable == foo_storage.resizable() &&
           sameGeometry(entry.alias, t)) {
         return std::move(entry.alias);
       }
@@ -75,8 +81,7 @@ struct AliasCache {
       }
     }
     if (slot == nullptr) slot = &entries[next++ % entries.size()];
-    slot->device_data = device_data;
-    slot->alias = std::move(alias);
+    *slot = {device_data, storage->nbytes(), storage->resizable(), std::move(alias)};
   }
 };
 
@@ -151,6 +156,10 @@ const bool g_installed = [] {
   c10::SetCPUAllocator(&g_cpu_allocator, /*priority=*/100);
   return true;
 }();
+
+// A tensor's storage, checked as Tensor::storage() checks it but called directly: storage() is virtual, and with
+// our own copy of it bound by -Bsymbolic-functions, the compiler's guess at the target never matches libc10's vtable.
+const c10::Storage& storageOf(const at::Tensor& t) { return t.unsafeGetTensorImpl()->c10::TensorImpl::storage(); }
 
 [[noreturn]] void deviceMismatch(const c10::Device& a, const c10::Device& b) {
   TORCH_CHECK(false, "Expected all tensors to be on the same device, but found at least two devices, ", a, " and ", b,
@@ -243,7 +252,7 @@ KernelScope::StoragePair* KernelScope::find(c10::StorageImpl* host) {
 
 c10::MaybeOwned<at::Tensor> KernelScope::alias(const at::Tensor& t) {
   if (!t.defined() || t.device().type() != kFoo) return c10::MaybeOwned<at::Tensor>::borrowed(t);
-  c10::StorageImpl* foo_storage = t.storage().unsafeGetStorageImpl();
+  c10::StorageImpl* foo_storage = storageOf(t).unsafeGetStorageImpl();
   for (StoragePair& pair : storages_) {
     if (pair.foo != foo_storage || !pair.alias.defined()) continue;
     if (sameGeometry(pair.alias, t)) return c10::MaybeOwned<at::Tensor>::borrowed(pair.alias);
@@ -331,13 +340,12 @@ at::Tensor KernelScope::toDevice(at::Tensor result) {
 
 void KernelScope::commit(const at::Tensor& target, const at::Tensor& alias) {
   if (!target.defined() || target.device().type() != kFoo) return;
-  c10::StorageImpl* foo = fooStorageFor(alias.storage().unsafeGetStorageImpl());
+  c10::StorageImpl* foo = fooStorageFor(storageOf(alias).unsafeGetStorageImpl());
   c10::TensorImpl* impl = target.unsafeGetTensorImpl();
   if (impl->unsafe_storage().unsafeGetStorageImpl() != foo) {
     impl->set_storage_keep_dtype(holding(foo));
   }
-  if (impl->sizes() != alias.sizes() || impl->strides() != alias.strides() ||
-      impl->storage_offset() != alias.storage_offset()) {
+  if (!sameLayout(*impl, *alias.unsafeGetTensorImpl())) {
     impl->set_sizes_and_strides(alias.sizes(), alias.strides(), alias.storage_offset());
   }
   // Kernels may flip an output's lazy bits (linalg_lu_solve conjugates its result by setting the conj bit).

@@ -64,8 +64,16 @@ c10::StreamId currentStreamId(c10::DeviceIndex device) { return t_current_ids[de
 
 foo_rt::Stream currentRuntimeStream(c10::DeviceIndex device) {
   const c10::StreamId id = t_current_ids[device];
-  if (id == 0) return foo_rt::defaultStream(device);
-  return streamsOf(device).handles[id];
+  if (id != 0) return streamsOf(device).handles[id];
+  // Every kernel asks, and the runtime's lookup validates and locks nothing but still costs a few calls; a device's
+  // default stream lives as long as the process, so its handle is kept once found.
+  static std::array<std::atomic<foo_rt::Stream>, kMaxDevices> defaults{};
+  foo_rt::Stream stream = defaults[device].load(std::memory_order_acquire);
+  if (stream == nullptr) {
+    stream = foo_rt::defaultStream(device);
+    defaults[device].store(stream, std::memory_order_release);
+  }
+  return stream;
 }
 
 c10::Stream exchangeCurrentStream(const c10::Stream& stream) {
