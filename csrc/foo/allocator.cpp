@@ -163,9 +163,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
     auto& stats = pool.stats;
     forEachPool(block->size, [&](size_t pool_type) {
       stats.allocation[pool_type].increase(1);
-      stats.active[pool_type].increase(1);
       stats.allocated_bytes[pool_type].increase(block->size);
-      stats.active_bytes[pool_type].increase(block->size);
       stats.requested_bytes[pool_type].increase(nbytes);
     });
     if (c10::memoryProfilingEnabled()) {
@@ -255,7 +253,13 @@ class CachingAllocator final : public c10::DeviceAllocator {
   DeviceStats getDeviceStats(c10::DeviceIndex device) override {
     DevicePool& pool = poolOf(device);
     std::lock_guard<PoolLock> lock(pool.lock);
-    return pool.stats;
+    DeviceStats stats = pool.stats;
+    // Blocks are never split, and a freed block stops counting at once (also one that waits for other streams), so a
+    // block is active exactly while it is allocated: the active statistics are not kept apart, an op would update
+    // twice as many.
+    stats.active = stats.allocation;
+    stats.active_bytes = stats.allocated_bytes;
+    return stats;
   }
 
   void resetAccumulatedStats(c10::DeviceIndex device) override {
@@ -324,9 +328,7 @@ class CachingAllocator final : public c10::DeviceAllocator {
     auto& stats = pool.stats;
     forEachPool(block->size, [&](size_t pool_type) {
       stats.allocation[pool_type].decrease(1);
-      stats.active[pool_type].decrease(1);
       stats.allocated_bytes[pool_type].decrease(block->size);
-      stats.active_bytes[pool_type].decrease(block->size);
       stats.requested_bytes[pool_type].decrease(block->requested);
     });
     if (c10::memoryProfilingEnabled()) {
@@ -372,10 +374,15 @@ class CachingAllocator final : public c10::DeviceAllocator {
   }
 
   DevicePool& poolOf(c10::DeviceIndex device) {
+    // Runs twice per op (allocate, free): once the pools exist, their count is the range of valid indices.
+    const bool ready = pools_ready_.load(std::memory_order_acquire);
+    if (ready && device >= 0 && static_cast<size_t>(device) < pools_.size() && !foo_rt::forkedChild()) {
+      return pools_[device];
+    }
     checkDeviceIndex(device);
     TORCH_CHECK(!foo_rt::forkedChild(), "foo: ", foo_rt::statusString(foo_rt::Status::ForkedChild));
-    // libstdc++'s call_once touches four thread-locals per call, a fair part of a small op (poolOf runs twice per op).
-    if (!pools_ready_.load(std::memory_order_acquire)) {
+    // libstdc++'s call_once touches four thread-locals per call, a fair part of a small op.
+    if (!ready) {
       std::call_once(pools_created_, [this] {
         pools_ = std::vector<DevicePool>(deviceCount());
         pools_ready_.store(true, std::memory_order_release);
