@@ -38,7 +38,6 @@ import hashlib
 import importlib.machinery
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -139,10 +138,6 @@ class _Plan:
         return self.artifact.with_suffix(".json")
 
 
-# Thread-locals of a dlopen'ed library are reached through a call; x86-64's traditional model makes it a full
-# __tls_get_addr call per access, TLS descriptors (the default elsewhere) a short one that keeps registers.
-_TLS_DESCRIPTORS = ("-mtls-dialect=gnu2",) if platform.machine() in ("x86_64", "AMD64") else ()
-
 # ----------------------------------------------------------------------------------------------------------- public API
 
 
@@ -156,8 +151,10 @@ def backend_specs() -> BackendSpecs:
     call_flags = ("-fno-semantic-interposition", "-fno-plt")
     # PyTorch's own libraries are built with NDEBUG: without it, the c10/ATen headers' debug-only assertions run in
     # every accessor our kernels call (a device's validity checked at each c10::Device made, and so on). Sanitized
-    # builds keep them as checks, and the traditional thread-local calls the sanitizers intercept.
-    release = () if sanitize else ("-DNDEBUG", *_TLS_DESCRIPTORS)
+    # builds keep them, as checks. (Not -mtls-dialect=gnu2 either: glibc before 2.40 lets the first access to a
+    # thread-local on a new thread clobber the caller's vector registers through TLS descriptors, glibc bug 31372;
+    # libstdc++'s call_once on our stream workers crashed with it.)
+    release = () if sanitize else ("-DNDEBUG",)
     common = dict(source_dir=_backend_source_dir(), extra_cflags=("-O2", *release, *call_flags, *sanitize),
                   extra_ldflags=("-Wl,-Bsymbolic-functions", *sanitize),
                   precompiled_header=PRECOMPILED_HEADER)
