@@ -12,6 +12,20 @@
 #include "foo/stream.h"
 
 namespace torch_foo {
+
+// An alias in a thread's alias cache (below).
+struct AliasCacheEntry {
+  const void* device_data = nullptr;
+  // The alias storage's size and resizability when cached: nothing else holds it, so they stay true while its data
+  // pointer does (a resize re-points it), and a lookup need not reach into the storage.
+  size_t nbytes = 0;
+  bool resizable = false;
+  bool lent = false;  // lent to a scope that is still running
+  at::Tensor alias;
+};
+
+const at::Tensor& KernelScope::StoragePair::lent() const { return cached != nullptr ? cached->alias : alias; }
+
 namespace {
 
 // The lazy conjugate, negation and zero-tensor bits among a tensor's dispatch keys (one bit each).
@@ -40,39 +54,44 @@ bool sameGeometry(const at::Tensor& a, const at::Tensor& b) {
 
 // Aliases recently lent on this thread. Building a TensorImpl and a StorageImpl costs more than a small kernel, and
 // loops pass the same tensors again and again; an alias is a plain view of memory, so one whose memory and geometry
-// match is as good as a new one. A scope takes the aliases it lends out of the cache and gives back at its end those
-// nothing else kept, so that a cached alias is held by the cache alone. Entries are keyed by the device address: a
-// lookup compares one pointer per entry.
+// match is as good as a new one. A scope lends cached aliases in place (marked lent, so that no other scope takes or
+// evicts them) and at its end keeps in the cache only those nothing else kept; aliases it had to make join the cache
+// then. Entries are keyed by the device address: a lookup compares one pointer per entry.
 struct AliasCache {
-  struct Entry {
-    const void* device_data = nullptr;
-    // The alias storage's size and resizability when given back: nothing else holds it until taken, so they stay
-    // true, and a lookup need not reach into the storage.
-    size_t nbytes = 0;
-    bool resizable = false;
-    at::Tensor alias;
-  };
+  using Entry = AliasCacheEntry;
   std::array<Entry, 8> entries;
   size_t next = 0;
 
-  at::Tensor take(const at::Tensor& t, const c10::StorageImpl& foo_storage) {
+  // An entry whose alias matches t's storage and geometry, marked lent; null if none.
+  Entry* lend(const at::Tensor& t, const c10::StorageImpl& foo_storage) {
     for (Entry& entry : entries) {
-      if (entry.device_data != foo_storage.data() || !entry.alias.defined()) continue;
+      if (entry.device_data != foo_storage.data() || entry.lent || !entry.alias.defined()) continue;
       if (entry.nbytes == foo_storage.nbytes() && entry.resizable == foo_storage.resizable() &&
           sameGeometry(entry.alias, t)) {
-        return std::move(entry.alias);
+        entry.lent = true;
+        return &entry;
       }
     }
-    return at::Tensor();
+    return nullptr;
   }
 
-  // `host_data`: the memory the alias was made over; one that a kernel re-pointed (resize) is dropped.
-  void giveBack(const void* device_data, const void* host_data, at::Tensor&& alias) {
+  // True when only the cache holds `alias` and its storage, still over `host_data` (a kernel that resized or re-pointed
+  // it, or kept a reference, makes it unfit to lend again).
+  static bool reusable(const at::Tensor& alias, const void* host_data) {
     const c10::StorageImpl* storage = alias.unsafeGetTensorImpl()->unsafe_storage().unsafeGetStorageImpl();
-    if (alias.use_count() != 1 || c10::raw::intrusive_ptr::use_count(const_cast<c10::StorageImpl*>(storage)) != 1 ||
-        storage->data() != host_data) {
-      return;
-    }
+    return alias.use_count() == 1 &&
+           c10::raw::intrusive_ptr::use_count(const_cast<c10::StorageImpl*>(storage)) == 1 &&
+           storage->data() == host_data;
+  }
+
+  static void giveBackLent(Entry& entry, const void* host_data) {
+    entry.lent = false;
+    if (!reusable(entry.alias, host_data)) entry.alias = at::Tensor();
+  }
+
+  // Caches an alias a scope made (`host_data`: the memory it was made over).
+  void add(const void* device_data, const void* host_data, at::Tensor&& alias) {
+    if (!reusable(alias, host_data)) return;
     Entry* slot = nullptr;
     for (Entry& entry : entries) {
       if (!entry.alias.defined()) {
@@ -80,8 +99,13 @@ struct AliasCache {
         break;
       }
     }
-    if (slot == nullptr) slot = &entries[next++ % entries.size()];
-    *slot = {device_data, storage->nbytes(), storage->resizable(), std::move(alias)};
+    for (size_t tries = 0; slot == nullptr && tries < entries.size(); ++tries) {  // the oldest, unless lent
+      Entry& entry = entries[next++ % entries.size()];
+      if (!entry.lent) slot = &entry;
+    }
+    if (slot == nullptr) return;
+    const c10::StorageImpl* storage = alias.unsafeGetTensorImpl()->unsafe_storage().unsafeGetStorageImpl();
+    *slot = {device_data, storage->nbytes(), storage->resizable(), false, std::move(alias)};
   }
 };
 
@@ -237,8 +261,10 @@ KernelScope::~KernelScope() {
   thread_->redirect_device = previous_redirect_;
   if (device_ != previous_device_) foo_rt::setDevice(previous_device_);
   for (StoragePair& pair : storages_) {
-    if (pair.alias.defined() && thread_->aliases != nullptr) {
-      thread_->aliases->giveBack(pair.foo->data(), pair.host_data, std::move(pair.alias));
+    if (pair.cached != nullptr) {
+      AliasCache::giveBackLent(*pair.cached, pair.host_data);
+    } else if (pair.alias.defined() && thread_->aliases != nullptr) {
+      thread_->aliases->add(pair.foo->data(), pair.host_data, std::move(pair.alias));
     }
   }
 }
@@ -254,22 +280,28 @@ c10::MaybeOwned<at::Tensor> KernelScope::alias(const at::Tensor& t) {
   if (!t.defined() || t.device().type() != kFoo) return c10::MaybeOwned<at::Tensor>::borrowed(t);
   c10::StorageImpl* foo_storage = storageOf(t).unsafeGetStorageImpl();
   for (StoragePair& pair : storages_) {
-    if (pair.foo != foo_storage || !pair.alias.defined()) continue;
-    if (sameGeometry(pair.alias, t)) return c10::MaybeOwned<at::Tensor>::borrowed(pair.alias);
+    if (pair.foo != foo_storage) continue;
+    const at::Tensor& lent = pair.lent();
+    if (!lent.defined()) continue;
+    if (sameGeometry(lent, t)) return c10::MaybeOwned<at::Tensor>::borrowed(lent);
     return c10::MaybeOwned<at::Tensor>::owned(makeTensor(holding(pair.host), c10::DispatchKey::CPU, t));
   }
+  // Filled in place: a StoragePair built aside and moved in costs a small op a few dozen instructions per argument.
+  StoragePair& pair = storages_.emplace_back();
+  pair.foo = foo_storage;
   AliasCache* cache = aliasCacheOf(*thread_);
-  at::Tensor lent = cache != nullptr ? cache->take(t, *foo_storage) : at::Tensor();
-  if (!lent.defined()) {
+  pair.cached = cache != nullptr ? cache->lend(t, *foo_storage) : nullptr;
+  if (pair.cached == nullptr) {
     // Resizable like the device storage, through the CPU allocator: a resize inside the kernel lands in device memory.
     void* host = foo_storage->data() ? foo_rt::hostView(foo_storage->data()) : nullptr;
     c10::Storage alias_storage(c10::Storage::use_byte_size_t(), foo_storage->nbytes(),
                                at::DataPtr(host, c10::Device(c10::kCPU)), &g_cpu_allocator, foo_storage->resizable());
-    lent = makeTensor(std::move(alias_storage), c10::DispatchKey::CPU, t);
+    pair.alias = makeTensor(std::move(alias_storage), c10::DispatchKey::CPU, t);
   }
-  c10::StorageImpl* alias_storage = lent.unsafeGetTensorImpl()->unsafe_storage().unsafeGetStorageImpl();
-  storages_.push_back({alias_storage, foo_storage, c10::Storage(), alias_storage->data(), std::move(lent)});
-  return c10::MaybeOwned<at::Tensor>::borrowed(storages_.back().alias);
+  const at::Tensor& lent = pair.lent();
+  pair.host = lent.unsafeGetTensorImpl()->unsafe_storage().unsafeGetStorageImpl();
+  pair.host_data = pair.host->data();
+  return c10::MaybeOwned<at::Tensor>::borrowed(lent);
 }
 
 c10::StorageImpl* KernelScope::fooStorageFor(c10::StorageImpl* host) {
@@ -312,7 +344,7 @@ c10::StorageImpl* KernelScope::fooStorageFor(c10::StorageImpl* host) {
     FOO_CHECK(foo_rt::memcpy(foo.mutable_data(), data.get(), host->nbytes()));
   }
   c10::StorageImpl* foo_impl = foo.unsafeGetStorageImpl();
-  storages_.push_back({host, foo_impl, std::move(foo), host->data(), at::Tensor()});
+  storages_.push_back({host, foo_impl, std::move(foo), host->data(), at::Tensor(), nullptr});
   return foo_impl;
 }
 

@@ -39,6 +39,7 @@ c10::DeviceIndex commonDevice(std::initializer_list<const at::Tensor*> tensors);
 void checkWrittenTensor(const at::Tensor& t, c10::DeviceIndex device);
 
 struct KernelThreadState;
+struct AliasCacheEntry;
 
 class KernelScope {
  public:
@@ -64,13 +65,15 @@ class KernelScope {
 
  private:
   // Small ops pay for every reference count taken here (an atomic operation each): an aliased tensor's storage is
-  // borrowed, and aliases move between the scope and the thread's alias cache.
+  // borrowed, and cached aliases are lent where the thread's alias cache keeps them.
   struct StoragePair {
-    c10::StorageImpl* host;   // alias storage (or CPU storage a result was allocated in)
-    c10::StorageImpl* foo;    // the device storage behind it: an aliased tensor's, or held by `result_foo`
-    c10::Storage result_foo;  // holds a result's device storage (the result may be dropped before the scope ends)
-    const void* host_data;    // alias data pointer at creation, to detect re-allocation by resize
-    at::Tensor alias;         // the alias lent for it (same geometry, same alias: x + x); back to the cache at the end
+    c10::StorageImpl* host = nullptr;   // alias storage (or CPU storage a result was allocated in)
+    c10::StorageImpl* foo = nullptr;    // the device storage behind it: an aliased tensor's, or held by `result_foo`
+    c10::Storage result_foo;            // holds a result's device storage (the result may be dropped before the end)
+    const void* host_data = nullptr;    // alias data pointer at creation, to detect re-allocation by resize
+    at::Tensor alias;                   // an alias this scope made for it; joins the thread's cache at the end
+    AliasCacheEntry* cached = nullptr;  // or the cache entry whose alias it lent (same geometry, same alias: x + x)
+    const at::Tensor& lent() const;
   };
   c10::StorageImpl* fooStorageFor(c10::StorageImpl* host);
   StoragePair* find(c10::StorageImpl* host);
