@@ -489,3 +489,34 @@ def test_native_ops_do_not_fall_back():
 
 def test_overlapping_output_rejected_like_cpu():
     check(lambda x: x.expand(3, 4).add_(1), torch.arange(4.0))
+
+
+class ComputedStrides(torch.Tensor):
+    """A subclass whose strides come from Python (sizes/strides policy "strides"): its TensorImpl's own layout record
+    is not its layout. Its ops reach foo's kernels with the subclass itself once torch dispatch is disabled."""
+
+    @staticmethod
+    def __new__(cls, t, strides):
+        r = torch.Tensor._make_subclass(cls, t, False, dispatch_sizes_strides_policy="strides")
+        r.computed_strides = strides
+        return r
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        aten = torch.ops.aten
+        if func in (aten.sym_stride.default, aten.stride.default):
+            return args[0].computed_strides
+        if func in (aten.is_contiguous.default, aten.is_contiguous.memory_format, aten.is_strides_like_format.default,
+                    aten.is_non_overlapping_and_dense.default):
+            return False
+        with torch._C._DisableTorchDispatch():
+            return func(*args, **(kwargs or {}))
+
+
+def test_kernels_see_the_layout_a_subclass_computes():
+    cpu = torch.arange(6.0)
+    foo = cpu.reshape(2, 3).to("foo")
+    torch.add(foo, 1)  # the thread's alias cache now holds a (2, 3) contiguous alias of this memory
+    computed = ComputedStrides(foo, (1, 2))  # same storage and record, computed layout (2, 3) with strides (1, 2)
+    assert torch.equal(torch.add(computed, 1).cpu(), cpu.as_strided((2, 3), (1, 2)) + 1)
+    assert torch.equal(torch.add(foo, 1).cpu(), cpu.reshape(2, 3) + 1)  # and the plain tensor still gets its own

@@ -33,12 +33,32 @@ const uint64_t kMathBits =
     c10::DispatchKeySet({c10::DispatchKey::Conjugate, c10::DispatchKey::Negative, c10::DispatchKey::ZeroTensor})
         .raw_repr();
 
+// A TensorImpl's layout record, read directly. Its sizes(), strides() and storage_offset() accessors each re-check the
+// tensor's sizes policy (a call may change it), which made a comparison of two 1-d layouts ~80 instructions.
+struct LayoutRecord : c10::TensorImpl {
+  // False for tensors whose sizes or strides a subclass computes (nested, sparse, Python subclasses): their record is
+  // not their layout. Named through this class, as protected members must be; callable on any TensorImpl.
+  static bool isPlain(const c10::TensorImpl& t) {
+    return !(t.*&LayoutRecord::matches_policy)(SizesStridesPolicy::CustomStrides);
+  }
+  static const c10::impl::SizesAndStrides& of(const c10::TensorImpl& t) {
+    return const_cast<c10::TensorImpl&>(t).sizes_and_strides();  // the accessor is not const; this only reads
+  }
+};
+
+C10_NOINLINE bool sameComputedLayout(const c10::TensorImpl& x, const c10::TensorImpl& y) {
+  return x.sizes().equals(y.sizes()) && x.strides().equals(y.strides()) && x.storage_offset() == y.storage_offset();
+}
+
 // Same offset, sizes and strides, in one pass over the dimensions (no memcmp calls: these are a few words).
 bool sameLayout(const c10::TensorImpl& x, const c10::TensorImpl& y) {
-  const c10::IntArrayRef x_sizes = x.sizes(), y_sizes = y.sizes();
-  if (x_sizes.size() != y_sizes.size() || x.storage_offset() != y.storage_offset()) return false;
-  const c10::IntArrayRef x_strides = x.strides(), y_strides = y.strides();
-  for (size_t d = 0; d < x_sizes.size(); ++d) {
+  if (C10_UNLIKELY(!LayoutRecord::isPlain(x) || !LayoutRecord::isPlain(y))) return sameComputedLayout(x, y);
+  const c10::impl::SizesAndStrides &xr = LayoutRecord::of(x), &yr = LayoutRecord::of(y);
+  const size_t dims = xr.size();
+  if (dims != yr.size() || x.storage_offset() != y.storage_offset()) return false;
+  const int64_t *x_sizes = xr.sizes_data(), *y_sizes = yr.sizes_data();
+  const int64_t *x_strides = xr.strides_data(), *y_strides = yr.strides_data();
+  for (size_t d = 0; d < dims; ++d) {
     if (x_sizes[d] != y_sizes[d] || x_strides[d] != y_strides[d]) return false;
   }
   return true;
