@@ -71,11 +71,10 @@ struct FreeBlocks {
   FreeKey last_key;
   std::vector<Block*>* last = nullptr;
 
-  std::vector<Block*>& listOf(const FreeKey& key) {
-    if (last == nullptr || key != last_key) {
-      last = &map[key];
-      last_key = key;
-    }
+  std::vector<Block*>& listOf(const FreeKey& key) { return last != nullptr && key == last_key ? *last : search(key); }
+  C10_NOINLINE std::vector<Block*>& search(const FreeKey& key) {
+    last = &map[key];
+    last_key = key;
     return *last;
   }
   // Forgets the list used last (before erasing from the map).
@@ -373,12 +372,18 @@ class CachingAllocator final : public c10::DeviceAllocator {
             static_cast<size_t>(stats.reserved_bytes[kAggregate].current)};
   }
 
+  // Runs twice per op (allocate, free): once the pools exist, their count is the range of valid indices. The first
+  // call and invalid indices take the out-of-line path, so that this one needs no stack frame.
   DevicePool& poolOf(c10::DeviceIndex device) {
-    // Runs twice per op (allocate, free): once the pools exist, their count is the range of valid indices.
-    const bool ready = pools_ready_.load(std::memory_order_acquire);
-    if (ready && device >= 0 && static_cast<size_t>(device) < pools_.size() && !foo_rt::forkedChild()) {
+    if (pools_ready_.load(std::memory_order_acquire) && device >= 0 && static_cast<size_t>(device) < pools_.size() &&
+        !foo_rt::forkedChild()) {
       return pools_[device];
     }
+    return checkedPoolOf(device);
+  }
+
+  C10_NOINLINE DevicePool& checkedPoolOf(c10::DeviceIndex device) {
+    const bool ready = pools_ready_.load(std::memory_order_acquire);
     checkDeviceIndex(device);
     TORCH_CHECK(!foo_rt::forkedChild(), "foo: ", foo_rt::statusString(foo_rt::Status::ForkedChild));
     // libstdc++'s call_once touches four thread-locals per call, a fair part of a small op.
@@ -481,7 +486,10 @@ class CachingAllocator final : public c10::DeviceAllocator {
   }
 
   void collectPending(DevicePool& pool) {
-    if (pool.pending.empty()) return;
+    if (!pool.pending.empty()) collectCompletedPending(pool);
+  }
+
+  C10_NOINLINE void collectCompletedPending(DevicePool& pool) {
     auto done = [&](PendingFree& p) {
       for (foo_rt::Event e : p.events) {
         if (foo_rt::eventQuery(e) == foo_rt::Status::NotReady) return false;
@@ -530,7 +538,11 @@ class CachingAllocator final : public c10::DeviceAllocator {
   // Called with the pool's lock held.
   void trace(DevicePool& pool, TraceAction action, const void* ptr, size_t size, c10::StreamId stream,
              int64_t mempool, Stack stack = nullptr) {
-    if (!recording_.load(std::memory_order_relaxed)) return;
+    if (recording_.load(std::memory_order_relaxed)) record(pool, action, ptr, size, stream, mempool, std::move(stack));
+  }
+
+  C10_NOINLINE void record(DevicePool& pool, TraceAction action, const void* ptr, size_t size, c10::StreamId stream,
+                           int64_t mempool, Stack stack) {
     const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::system_clock::now().time_since_epoch());
     pool.trace.push_back({static_cast<int64_t>(&pool - pools_.data()), action, reinterpret_cast<int64_t>(ptr),
