@@ -138,6 +138,10 @@ struct KernelThreadState {
   int redirect_device = -1;       // where this thread's CPU allocations go (-1: the CPU)
   AliasCache* aliases = nullptr;  // this thread's alias cache, once a scope made it; null again when the thread exits
   bool exited = false;            // the cache was destroyed: scopes run uncached from then on
+  // The thread's current device (the runtime's) and current stream ids, found by the thread's first scope: reading
+  // them here spares each scope two calls and two thread-local lookups.
+  const int* current_device = nullptr;
+  const c10::StreamId* current_streams = nullptr;
 };
 
 namespace {
@@ -264,13 +268,22 @@ void checkWrittenTensor(const at::Tensor& t, c10::DeviceIndex device) {
 
 int setCpuAllocationRedirect(int device) { return std::exchange(t_state.redirect_device, device); }
 
-KernelScope::KernelScope(c10::DeviceIndex device)
-    : device_(device), previous_device_(currentDevice()), thread_(&t_state) {
+namespace {
+C10_NOINLINE void findCurrentDeviceAndStreams(KernelThreadState& state) {
+  currentDevice();  // raises if there are no devices (the count is fixed for the process: checked once per thread)
+  state.current_device = foo_rt::detail::currentDeviceSlot();
+  state.current_streams = currentStreamIds();
+}
+}  // namespace
+
+KernelScope::KernelScope(c10::DeviceIndex device) : device_(device), thread_(&t_state) {
+  if (C10_UNLIKELY(thread_->current_device == nullptr)) findCurrentDeviceAndStreams(*thread_);
+  previous_device_ = static_cast<c10::DeviceIndex>(*thread_->current_device);
   // A kernel on an idle stream touches device memory without a runtime call that would refuse it, and a forked
   // child shares that memory with its parent.
   TORCH_CHECK(!foo_rt::forkedChild(), "foo: ", foo_rt::statusString(foo_rt::Status::ForkedChild));
   if (device_ != previous_device_) setCurrentDevice(device_);
-  foo_rt::Stream stream = currentRuntimeStream(device_);
+  foo_rt::Stream stream = runtimeStreamOf(device_, thread_->current_streams[device_]);
   if (!foo_rt::detail::streamIdle(stream)) FOO_CHECK(foo_rt::streamSynchronize(stream));
   previous_redirect_ = std::exchange(thread_->redirect_device, device_);
   if (tracingKernels()) beginKernelTrace(trace_);

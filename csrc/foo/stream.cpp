@@ -62,8 +62,11 @@ c10::Stream currentStream(c10::DeviceIndex device) {
 
 c10::StreamId currentStreamId(c10::DeviceIndex device) { return t_current_ids[device]; }
 
-foo_rt::Stream currentRuntimeStream(c10::DeviceIndex device) {
-  const c10::StreamId id = t_current_ids[device];
+const c10::StreamId* currentStreamIds() { return t_current_ids.data(); }
+
+foo_rt::Stream currentRuntimeStream(c10::DeviceIndex device) { return runtimeStreamOf(device, t_current_ids[device]); }
+
+foo_rt::Stream runtimeStreamOf(c10::DeviceIndex device, c10::StreamId id) {
   if (id != 0) return streamsOf(device).handles[id];
   // Every kernel asks, and the runtime's lookup validates and locks nothing but still costs a few calls; a device's
   // default stream lives as long as the process, so its handle is kept once found.

@@ -20,6 +20,10 @@ c10::Stream currentStream(c10::DeviceIndex device);
 c10::StreamId currentStreamId(c10::DeviceIndex device);
 // Runtime handle of the current stream of a device: the per-kernel fast path.
 foo_rt::Stream currentRuntimeStream(c10::DeviceIndex device);
+// The same from this thread's current stream ids (currentStreamIds()[device]), read by the caller.
+foo_rt::Stream runtimeStreamOf(c10::DeviceIndex device, c10::StreamId id);
+// This thread's current stream id per device (valid while the thread lives), for a caller that keeps it per thread.
+const c10::StreamId* currentStreamIds();
 // Sets the thread's current stream for the stream's device; returns the previous one.
 c10::Stream exchangeCurrentStream(const c10::Stream& stream);
 // Next stream of the device's pool; high_priority picks the priority -1 pool.

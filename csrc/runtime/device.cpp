@@ -110,6 +110,8 @@ Status getDevice(int* device) {
   return detail::isValidDevice(t_current_device) ? Status::Success : Status::InvalidDevice;
 }
 
+const int* detail::currentDeviceSlot() noexcept { return &t_current_device; }
+
 Status setDevice(int device) {
   if (!detail::isValidDevice(device)) return Status::InvalidDevice;
   t_current_device = device;

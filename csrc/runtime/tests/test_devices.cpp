@@ -90,23 +90,26 @@ TEST(Devices, CurrentDeviceIsPerThread) {
   const int count = foo_rt::deviceCount();
   if (count < 1) GTEST_SKIP() << "needs a foo device";
   constexpr int kThreads = 4;
-  std::vector<int> seen_at_start(kThreads, -1), seen_at_end(kThreads, -1);
+  std::vector<int> seen_at_start(kThreads, -1), seen_at_end(kThreads, -1), seen_in_slot(kThreads, -1);
   std::atomic<int> ready{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
+      const int* slot = foo_rt::detail::currentDeviceSlot();  // found before the device is set: it follows it
       foo_rt::getDevice(&seen_at_start[t]);
       foo_rt::setDevice(t % count);
       // Every thread has set its device before any reads it back.
       ready.fetch_add(1);
       while (ready.load() < kThreads) std::this_thread::yield();
       foo_rt::getDevice(&seen_at_end[t]);
+      seen_in_slot[t] = *slot;
     });
   }
   for (std::thread& thread : threads) thread.join();
   for (int t = 0; t < kThreads; ++t) {
     EXPECT_EQ(0, seen_at_start[t]) << "thread " << t;
     EXPECT_EQ(t % count, seen_at_end[t]) << "thread " << t;
+    EXPECT_EQ(t % count, seen_in_slot[t]) << "thread " << t;
   }
   int main_device = -1;
   ASSERT_OK(foo_rt::getDevice(&main_device));
