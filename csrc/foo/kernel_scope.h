@@ -80,7 +80,7 @@ class KernelScope {
 
   c10::DeviceIndex device_;
   c10::DeviceIndex previous_device_;
-  KernelThreadState* thread_;  // this thread's allocation routing and alias cache
+  KernelThreadState* thread_;  // this thread's allocation routing, alias cache, current device and streams
   int previous_redirect_;
   c10::SmallVector<StoragePair, 4> storages_;
   KernelTrace trace_;  // filled while a profiler records foo kernels
