@@ -520,3 +520,35 @@ def test_kernels_see_the_layout_a_subclass_computes():
     computed = ComputedStrides(foo, (1, 2))  # same storage and record, computed layout (2, 3) with strides (1, 2)
     assert torch.equal(torch.add(computed, 1).cpu(), cpu.as_strided((2, 3), (1, 2)) + 1)
     assert torch.equal(torch.add(foo, 1).cpu(), cpu.reshape(2, 3) + 1)  # and the plain tensor still gets its own
+
+
+def views_of(base):
+    """Eight views of a 24-element tensor, each with its own layout; two bases give more views than a thread's alias
+    cache holds (8), and several of them share a storage and an address."""
+    grid = base.view(4, 6)
+    return [base[:12], base[12:], grid, grid.t(), base[::2], base[1::2], base.view(6, 4)[1:], base.view(2, 12)[:, ::3]]
+
+
+@given(steps=st.lists(st.tuples(st.sampled_from(["add_", "mul_out", "x + x", "sum"]), st.integers(0, 15)),
+                      min_size=1, max_size=60))
+def test_views_of_shared_storages_in_any_order(steps):
+    """However the ops of a loop come, each kernel sees the layout of the tensor it is given: aliases of the same
+    memory with other layouts, or cached for other tensors, are never lent for it."""
+    bases = {device: [torch.arange(24.0, device=device) + 100 * k for k in range(2)] for device in ("cpu", "foo")}
+    views = {device: [v for base in bases[device] for v in views_of(base)] for device in bases}
+    for op, i in steps:
+        results = {}
+        for device, vs in views.items():
+            x = vs[i]
+            if op == "add_":
+                results[device] = x.add_(1)
+            elif op == "mul_out":
+                results[device] = torch.mul(x, 2, out=vs[(i + 8) % 16]) if x.shape == vs[(i + 8) % 16].shape \
+                    else torch.mul(x, 2)
+            elif op == "x + x":
+                results[device] = x + x
+            else:
+                results[device] = x.sum()
+        assert torch.equal(results["foo"].cpu(), results["cpu"])
+    for cpu_base, foo_base in zip(bases["cpu"], bases["foo"]):
+        assert torch.equal(foo_base.cpu(), cpu_base)

@@ -4,6 +4,7 @@
 #include <c10/core/TensorImpl.h>
 
 #include <array>
+#include <cstdint>
 #include <cstring>
 #include <typeinfo>
 #include <utility>
@@ -76,23 +77,41 @@ bool sameGeometry(const at::Tensor& a, const at::Tensor& b) {
 // loops pass the same tensors again and again; an alias is a plain view of memory, so one whose memory and geometry
 // match is as good as a new one. A scope lends cached aliases in place (marked lent, so that no other scope takes or
 // evicts them) and at its end keeps in the cache only those nothing else kept; aliases it had to make join the cache
-// then. Entries are keyed by the device address: a lookup compares one pointer per entry.
+// then. Entries are keyed by the device address, and a small table hashed by that address names the entry that last
+// held each: a lookup tries that entry first, and compares one pointer per entry only when it is not the one.
 struct AliasCache {
   using Entry = AliasCacheEntry;
   std::array<Entry, 8> entries;
+  std::array<uint8_t, 16> entry_of_hash{};
   size_t next = 0;
+
+  static size_t hashOf(const void* device_data) {
+    return (reinterpret_cast<uintptr_t>(device_data) * 0x9E3779B97F4A7C15ull) >> 60;  // Fibonacci hashing, 16 rows
+  }
+
+  static bool lendable(const Entry& entry, const at::Tensor& t, const c10::StorageImpl& foo_storage) {
+    return !entry.lent && entry.alias.defined() && entry.nbytes == foo_storage.nbytes() &&
+           entry.resizable == foo_storage.resizable() && sameGeometry(entry.alias, t);
+  }
 
   // An entry whose alias matches t's storage and geometry, marked lent; null if none.
   Entry* lend(const at::Tensor& t, const c10::StorageImpl& foo_storage) {
-    for (Entry& entry : entries) {
-      if (entry.device_data != foo_storage.data() || entry.lent || !entry.alias.defined()) continue;
-      if (entry.nbytes == foo_storage.nbytes() && entry.resizable == foo_storage.resizable() &&
-          sameGeometry(entry.alias, t)) {
-        entry.lent = true;
-        return &entry;
+    const void* device_data = foo_storage.data();
+    uint8_t& hinted = entry_of_hash[hashOf(device_data)];
+    Entry* found = &entries[hinted];
+    if (found->device_data != device_data || !lendable(*found, t, foo_storage)) {
+      found = nullptr;
+      for (Entry& entry : entries) {
+        if (entry.device_data == device_data && lendable(entry, t, foo_storage)) {
+          found = &entry;
+          hinted = static_cast<uint8_t>(&entry - entries.data());
+          break;
+        }
       }
+      if (found == nullptr) return nullptr;
     }
-    return nullptr;
+    found->lent = true;
+    return found;
   }
 
   // True when only the cache holds `alias` and its storage, still over `host_data` (a kernel that resized or re-pointed
@@ -126,6 +145,7 @@ struct AliasCache {
     if (slot == nullptr) return;
     const c10::StorageImpl* storage = alias.unsafeGetTensorImpl()->unsafe_storage().unsafeGetStorageImpl();
     *slot = {device_data, storage->nbytes(), storage->resizable(), false, std::move(alias)};
+    entry_of_hash[hashOf(device_data)] = static_cast<uint8_t>(slot - entries.data());
   }
 };
 
@@ -405,7 +425,10 @@ at::Tensor KernelScope::toDevice(at::Tensor result) {
 
 void KernelScope::commit(const at::Tensor& target, const at::Tensor& alias) {
   if (!target.defined() || target.device().type() != kFoo) return;
-  c10::StorageImpl* foo = fooStorageFor(storageOf(alias).unsafeGetStorageImpl());
+  c10::StorageImpl* host = storageOf(alias).unsafeGetStorageImpl();
+  const StoragePair* lent = find(host);
+  // The usual case, the alias lent for target still over the memory it was lent with, without a call.
+  c10::StorageImpl* foo = lent != nullptr && host->data() == lent->host_data ? lent->foo : fooStorageFor(host);
   c10::TensorImpl* impl = target.unsafeGetTensorImpl();
   if (impl->unsafe_storage().unsafeGetStorageImpl() != foo) {
     impl->set_storage_keep_dtype(holding(foo));
