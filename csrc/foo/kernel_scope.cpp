@@ -82,11 +82,13 @@ bool sameGeometry(const at::Tensor& a, const at::Tensor& b) {
 struct AliasCache {
   using Entry = AliasCacheEntry;
   std::array<Entry, 8> entries;
-  std::array<uint8_t, 16> entry_of_hash{};
+  // 64 rows (one cache line): the few tensors of a loop rarely share one, and two that do only cost each other the
+  // comparisons the hint spares.
+  std::array<uint8_t, 64> entry_of_hash{};
   size_t next = 0;
 
   static size_t hashOf(const void* device_data) {
-    return (reinterpret_cast<uintptr_t>(device_data) * 0x9E3779B97F4A7C15ull) >> 60;  // Fibonacci hashing, 16 rows
+    return (reinterpret_cast<uintptr_t>(device_data) * 0x9E3779B97F4A7C15ull) >> 58;  // Fibonacci hashing
   }
 
   static bool lendable(const Entry& entry, const at::Tensor& t, const c10::StorageImpl& foo_storage) {
