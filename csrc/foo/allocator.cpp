@@ -139,11 +139,14 @@ class CachingAllocator final : public c10::DeviceAllocator {
   at::DataPtr allocate(size_t nbytes) override { return allocateOn(currentDevice(), nbytes); }
 
   at::DataPtr allocateOn(c10::DeviceIndex device, size_t nbytes) {
+    return allocateOn(device, nbytes, currentStreamId(device));
+  }
+
+  at::DataPtr allocateOn(c10::DeviceIndex device, size_t nbytes, c10::StreamId stream) {
     const c10::Device where(kFoo, device);
     if (nbytes == 0) return at::DataPtr(nullptr, nullptr, &deleteBlock, where);
     DevicePool& pool = poolOf(device);
     const size_t size = roundedBlockSize(nbytes);
-    const c10::StreamId stream = currentStreamId(device);
     const int64_t mempool = activeMempool(device);
     Stack stack = gatherStack(StackContext::Alloc);  // before the lock: it takes the GIL
     std::unique_lock<PoolLock> lock(pool.lock);
@@ -620,6 +623,9 @@ size_t roundedBlockSize(size_t nbytes) {
 }
 
 at::DataPtr allocateDeviceMemory(c10::DeviceIndex device, size_t nbytes) { return g_allocator.allocateOn(device, nbytes); }
+at::DataPtr allocateDeviceMemory(c10::DeviceIndex device, size_t nbytes, c10::StreamId current_stream) {
+  return g_allocator.allocateOn(device, nbytes, current_stream);
+}
 
 c10::DeviceAllocator& deviceAllocator() { return g_allocator; }
 

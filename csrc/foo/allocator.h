@@ -12,6 +12,9 @@ namespace torch_foo {
 // Allocates nbytes of device memory on `device`, reusing cached blocks of the current stream's pool.
 // Raises torch.OutOfMemoryError when the device's cap is exhausted even after releasing the cache.
 at::DataPtr allocateDeviceMemory(c10::DeviceIndex device, size_t nbytes);
+// The same for a caller that knows the device's current stream (kernels allocate their results on it): spares a
+// thread-local lookup per allocation.
+at::DataPtr allocateDeviceMemory(c10::DeviceIndex device, size_t nbytes, c10::StreamId current_stream);
 
 // The registered allocator (allocate() uses the thread's current foo device).
 c10::DeviceAllocator& deviceAllocator();

@@ -196,7 +196,9 @@ struct RedirectingCpuAllocator final : public c10::Allocator {
   at::DataPtr allocate(size_t nbytes) override {
     const int device = t_state.redirect_device;
     if (device < 0 || nbytes == 0) return delegate->allocate(nbytes);
-    at::DataPtr block = allocateDeviceMemory(static_cast<c10::DeviceIndex>(device), nbytes);
+    // A scope on this thread set the redirection, and found the thread's current streams then.
+    const auto index = static_cast<c10::DeviceIndex>(device);
+    at::DataPtr block = allocateDeviceMemory(index, nbytes, t_state.current_streams[index]);
     void* host = foo_rt::hostView(block.get());
     block.release_context();  // ownership moves to the alias DataPtr below
     return at::DataPtr(host, host, &freeDeviceBlockByAlias, c10::Device(c10::kCPU));

@@ -168,6 +168,8 @@ class Arena {
 // Arenas are created on first malloc of their device and live for the rest of the process (kernels and worker
 // threads may still touch them during exit).
 std::array<std::atomic<Arena*>, detail::kMaxDevices> g_arenas{};
+// One past the highest device with an arena: address lookups, which run for every kernel result, scan only these.
+std::atomic<int> g_arenas_end{0};
 std::mutex g_arena_creation_mutex;
 
 Arena* arenaOrCreate(int device) {
@@ -179,14 +181,17 @@ Arena* arenaOrCreate(int device) {
     detail::markInUse();
     arena = Arena::create(device, detail::memoryLimit());
     g_arenas[device].store(arena, std::memory_order_release);
+    if (device >= g_arenas_end.load(std::memory_order_relaxed)) {
+      g_arenas_end.store(device + 1, std::memory_order_release);
+    }
   }
   return arena;
 }
 
 // The arena whose device view holds ptr, with its device; nullptr if none.
 Arena* arenaOfDeviceAddress(const void* ptr, int* device) {
-  const int count = deviceCount();
-  for (int d = 0; d < count; ++d) {
+  const int end = g_arenas_end.load(std::memory_order_acquire);
+  for (int d = 0; d < end; ++d) {
     Arena* arena = g_arenas[d].load(std::memory_order_acquire);
     if (arena != nullptr && arena->containsDeviceAddress(ptr)) {
       *device = d;
@@ -263,8 +268,8 @@ void* hostView(const void* dev_ptr) {
 }
 
 void* deviceAddress(const void* host_ptr, int* device) {
-  const int count = deviceCount();
-  for (int d = 0; d < count; ++d) {
+  const int end = g_arenas_end.load(std::memory_order_acquire);
+  for (int d = 0; d < end; ++d) {
     Arena* arena = g_arenas[d].load(std::memory_order_acquire);
     if (arena != nullptr && arena->containsHostAddress(host_ptr)) {
       if (device != nullptr) *device = d;
