@@ -47,6 +47,11 @@ struct LayoutRecord : c10::TensorImpl {
   }
 };
 
+// A TensorImpl's dispatch keys, written directly (protected: named through this class).
+struct KeySetRecord : c10::TensorImpl {
+  static c10::DispatchKeySet& of(c10::TensorImpl& t) { return t.*&KeySetRecord::key_set_; }
+};
+
 C10_NOINLINE bool sameComputedLayout(const c10::TensorImpl& x, const c10::TensorImpl& y) {
   return x.sizes().equals(y.sizes()) && x.strides().equals(y.strides()) && x.storage_offset() == y.storage_offset();
 }
@@ -164,6 +169,10 @@ struct KernelThreadState {
   // them here spares each scope two calls and two thread-local lookups.
   const int* current_device = nullptr;
   const c10::StreamId* current_streams = nullptr;
+  // The dispatch keys of the last CPU result this thread turned into a foo tensor, and the keys it got: the new keys
+  // are a function of the old ones (and the device type), and nearly every result has the same.
+  c10::DispatchKeySet converted_from{c10::DispatchKeySet::FULL};  // no tensor's keys
+  c10::DispatchKeySet converted_to;
 };
 
 namespace {
@@ -405,6 +414,22 @@ c10::StorageImpl* KernelScope::fooStorageFor(c10::StorageImpl* host) {
   return foo_impl;
 }
 
+namespace {
+// Gives a CPU result turned into a foo tensor the dispatch keys of its new device, as _change_backend_component_keys
+// does (~45 instructions); the same keys again get the same result from the thread's last conversion.
+void toFooKeys(c10::TensorImpl& impl, KernelThreadState& state) {
+  c10::DispatchKeySet& keys = KeySetRecord::of(impl);
+  if (keys == state.converted_from) {
+    keys = state.converted_to;
+    return;
+  }
+  const c10::DispatchKeySet before = keys;
+  impl._change_backend_component_keys(impl.device());
+  state.converted_from = before;
+  state.converted_to = keys;
+}
+}  // namespace
+
 at::Tensor KernelScope::toDevice(at::Tensor result) {
   if (!result.defined() || result.device().type() == kFoo) return result;
   TORCH_CHECK_NOT_IMPLEMENTED(result.layout() == c10::kStrided, kSparseUnsupported, " (an op made a ",
@@ -421,7 +446,7 @@ at::Tensor KernelScope::toDevice(at::Tensor result) {
       // device from the impl's own storage, moved out and back (no reference counting).
       impl->set_storage_keep_dtype(std::move(const_cast<c10::Storage&>(impl->unsafe_storage())));
     }
-    impl->_change_backend_component_keys(impl->device());
+    toFooKeys(*impl, *thread_);
     return result;
   }
   return makeTensor(holding(foo), c10::DispatchKey::PrivateUse1, result);
